@@ -1,0 +1,299 @@
+//! The cache handle: [`Cache`], cheap to clone, and its reads and writes.
+//!
+//! Every operation hashes the key once (outside any lock), locks the one shard the hash
+//! picks, works, unlocks, and only then calls the removal listener for whatever left the
+//! cache. Reads are in [`read`], writes (with bound enforcement) in [`write`](mod@write), the builder in
+//! [`builder`], whole-keyspace operations (SCAN, sweep, random key, clear) in [`keyspace`].
+
+pub(crate) mod builder;
+mod keyspace;
+mod read;
+mod write;
+
+use std::borrow::Borrow;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::clock::Clock;
+use crate::expiry;
+use crate::memory::{Change, Limits, Usage};
+use crate::policy::{Policy, RemovalCause};
+use crate::shard::{Removal, Shard};
+use crate::stats::{CacheStats, LfuConfig, ShardStats};
+
+pub use builder::CacheBuilder;
+
+pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u64 + Send + Sync>;
+pub(crate) type Listener<K, V> = Box<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
+
+/// One shard behind its lock, alone on its cache lines.
+#[repr(align(128))]
+pub(crate) struct ShardCell<K, V> {
+    pub(crate) lock: Mutex<Shard<K, V>>,
+}
+
+/// State shared by every clone of a [`Cache`]. Fields are fixed at build time unless their
+/// comment says who writes them.
+pub(crate) struct Inner<K, V> {
+    /// The shards; each `Shard` is guarded by its own cell's lock.
+    pub(crate) shards: Box<[ShardCell<K, V>]>,
+    /// Each shard's counters, also reachable from the shard (which writes them under its lock).
+    pub(crate) stats: Box<[Arc<ShardStats>]>,
+    /// Cache-wide totals, written by shard-lock holders.
+    pub(crate) usage: Arc<Usage>,
+    pub(crate) limits: Limits,
+    /// The current [`Policy`] as `Policy::to_u8`; written by `set_policy`.
+    pub(crate) policy: AtomicU8,
+    pub(crate) hasher: RandomState,
+    /// `shards.len() - 1`; shard of a key = low bits of its hash.
+    pub(crate) shard_mask: u64,
+    /// `log2(shards.len())`, for SCAN cursors.
+    pub(crate) shard_bits: u32,
+    pub(crate) weigher: Option<Weigher<K, V>>,
+    pub(crate) listener: Option<Listener<K, V>>,
+    pub(crate) default_ttl: Option<Duration>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) lfu: LfuConfig,
+    /// `entry_overhead::<K, V>()`, computed once.
+    pub(crate) overhead: u64,
+    /// Round-robin position of the active sweep (a shard index, modulo the shard count).
+    pub(crate) sweep_shard: AtomicUsize,
+}
+
+impl<K, V> Inner<K, V> {
+    pub(crate) fn policy(&self) -> Policy {
+        Policy::from_u8(self.policy.load(Ordering::Relaxed))
+    }
+
+    /// Hands removed entries to the listener. Call with no shard lock held.
+    pub(crate) fn notify(&self, out: &mut Vec<Removal<K, V>>) {
+        match &self.listener {
+            Some(listener) => {
+                for (key, value, cause) in out.drain(..) {
+                    listener(&key, &value, cause);
+                }
+            }
+            None => out.clear(),
+        }
+    }
+
+    pub(crate) fn report(&self, key: &K, value: &V, cause: RemovalCause) {
+        if let Some(listener) = &self.listener {
+            listener(key, value, cause);
+        }
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.now_millis()
+    }
+
+    pub(crate) fn lock(&self, i: usize) -> MutexGuard<'_, Shard<K, V>> {
+        let i = i & self.shard_mask as usize;
+        self.shards
+            .get(i)
+            .expect("invariant: a masked shard index is below the shard count")
+            .lock
+            .lock()
+    }
+
+    pub(crate) fn weigh(&self, key: &K, value: &V) -> u64 {
+        let own = self.weigher.as_ref().map_or(0, |w| w(key, value));
+        own.saturating_add(self.overhead)
+    }
+}
+
+/// A sharded, bounded, concurrent cache with Redis's eviction policies and TTLs.
+///
+/// Cloning is cheap (an `Arc`); clones share the same entries. See the
+/// [crate documentation](crate) for an example and the concurrency model.
+///
+/// Closures given to [`get_with`](Self::get_with), [`peek_with`](Self::peek_with),
+/// [`compute`](Self::compute) and [`scan`](Self::scan), and the weigher, run while the key's
+/// shard is locked: they must be short and must not call back into the same cache (that
+/// would deadlock). The removal listener runs after the lock is released.
+pub struct Cache<K, V> {
+    pub(crate) inner: Arc<Inner<K, V>>,
+}
+
+impl<K, V> Clone for Cache<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for Cache<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("len", &self.inner.usage.len())
+            .field("weighted_size", &self.inner.usage.weight())
+            .field("max_weight", &self.inner.limits.max_weight())
+            .field("max_entries", &self.inner.limits.max_entries())
+            .field("policy", &self.inner.policy())
+            .field("shards", &self.inner.shards.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> Cache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// A builder with the defaults: unbounded, `allkeys-lru`, no TTL, system clock.
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder::new()
+    }
+
+    fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> (u64, usize) {
+        let hash = self.inner.hasher.hash_one(key);
+        (hash, (hash & self.inner.shard_mask) as usize)
+    }
+
+    /// Position of a live `key` in `shard`; an expired entry is removed into `out`.
+    fn find_live<Q>(
+        &self,
+        shard: &mut Shard<K, V>,
+        hash: u64,
+        key: &Q,
+        now: u64,
+        out: &mut Vec<Removal<K, V>>,
+    ) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let pos = shard.find(hash, key)?;
+        let expired = shard
+            .node(pos)
+            .is_some_and(|n| expiry::is_expired(n.expire_at, now));
+        if !expired {
+            return Some(pos);
+        }
+        if let Some(node) = shard.remove(pos) {
+            shard.stats().record_expiration();
+            out.push((node.key, node.value, RemovalCause::Expired));
+        }
+        None
+    }
+
+    /// Entries in the cache (expired ones not yet removed included, as Redis's `DBSIZE`).
+    pub fn len(&self) -> u64 {
+        self.inner.usage.len()
+    }
+
+    /// Whether the cache holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sum of all entry weights (weigher's numbers plus per-entry overhead).
+    pub fn weighted_size(&self) -> u64 {
+        self.inner.usage.weight()
+    }
+
+    /// Entries that have an expiry (`INFO keyspace`'s `expires=`).
+    pub fn expiring_len(&self) -> u64 {
+        self.inner.stats.iter().map(|s| s.expiring()).sum()
+    }
+
+    /// The weight bound, if any.
+    pub fn max_weight(&self) -> Option<u64> {
+        self.inner.limits.max_weight()
+    }
+
+    /// The entry-count bound, if any.
+    pub fn max_entries(&self) -> Option<u64> {
+        self.inner.limits.max_entries()
+    }
+
+    /// Bytes the engine adds to the weigher's number for every entry: the entry's slab slot
+    /// (key, value and bookkeeping inline), its hash-table word and control byte, and its
+    /// expiring-index slot. Table and slab spare capacity is not included.
+    pub fn entry_overhead_bytes(&self) -> u64 {
+        self.inner.overhead
+    }
+
+    /// Hits, misses, inserts, evictions and expirations so far, summed over the shards.
+    pub fn stats(&self) -> CacheStats {
+        let mut total = CacheStats::default();
+        for s in self.inner.stats.iter() {
+            s.add_to(&mut total);
+        }
+        total
+    }
+
+    /// The eviction policy in force.
+    pub fn policy(&self) -> Policy {
+        self.inner.policy()
+    }
+
+    /// Switches the eviction policy (`CONFIG SET maxmemory-policy`); applies from the next
+    /// eviction. Access statistics are kept for every policy, so nothing is lost.
+    pub fn set_policy(&self, policy: Policy) {
+        self.inner.policy.store(policy.to_u8(), Ordering::Relaxed);
+    }
+
+    /// Changes the weight bound (`CONFIG SET maxmemory`; `None` removes it) and evicts right
+    /// away, under the current policy, until the cache fits (or nothing is evictable).
+    pub fn set_max_weight(&self, max: Option<u64>) {
+        self.inner.limits.set_max_weight(max);
+        let home = rand::random::<usize>() % self.inner.shards.len().max(1);
+        self.inner
+            .evict_across(home, None, Change::NONE, self.inner.now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+
+    #[test]
+    fn caches_can_be_shared_across_threads() {
+        shareable::<Cache<String, Vec<u8>>>();
+        shareable::<Cache<u64, std::sync::Arc<str>>>();
+    }
+
+    #[test]
+    fn clones_share_their_entries() {
+        let a: Cache<u32, u32> = Cache::builder().shards(2).build().expect("valid");
+        let b = a.clone();
+        a.insert(1, 10).expect("unbounded");
+        assert_eq!(b.get(&1), Some(10));
+        assert_eq!(b.len(), 1);
+    }
+
+    #[test]
+    fn debug_output_shows_the_totals_not_the_entries() {
+        let cache: Cache<u32, u32> = Cache::builder()
+            .shards(2)
+            .max_entries(5)
+            .build()
+            .expect("valid");
+        cache.insert(1, 1).expect("fits");
+        let shown = format!("{cache:?}");
+        assert!(shown.contains("len: 1"), "{shown}");
+        assert!(shown.contains("max_entries: Some(5)"), "{shown}");
+        assert!(shown.contains("shards: 2"), "{shown}");
+    }
+
+    #[test]
+    fn keys_spread_over_all_shards() {
+        let cache: Cache<u32, u32> = Cache::builder().shards(8).build().expect("valid");
+        for k in 0..800 {
+            cache.insert(k, k).expect("unbounded");
+        }
+        for stats in cache.inner.stats.iter() {
+            assert!((50..150).contains(&stats.len()), "{}", stats.len());
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! [`CacheBuilder`]: bounds, policy, TTL, clock, listener and shard count of a new cache.
+
+use std::collections::hash_map::RandomState;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU8, AtomicUsize};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::{Cache, Inner, Listener, ShardCell, Weigher};
+use crate::clock::{Clock, SystemClock};
+use crate::error::Error;
+use crate::memory::{entry_overhead, Limits, Usage};
+use crate::policy::{Policy, RemovalCause};
+use crate::shard::Shard;
+use crate::stats::{LfuConfig, ShardStats};
+
+/// Default shards per available CPU: enough that threads rarely meet on one lock.
+const SHARDS_PER_CPU: usize = 4;
+
+/// Cap on the default shard count: more shards past this add memory, not throughput.
+const MAX_DEFAULT_SHARDS: usize = 256;
+
+/// Largest shard count accepted: SCAN cursors keep `log2(shards)` bits for the shard.
+const MAX_SHARDS: usize = 1 << 16;
+
+/// Configures and builds a [`Cache`].
+///
+/// ```
+/// use std::time::Duration;
+/// use cachalot_store::{Cache, Policy};
+///
+/// let cache: Cache<String, Vec<u8>> = Cache::builder()
+///     .max_weight(64 * 1024 * 1024)
+///     .weigher(|k: &String, v: &Vec<u8>| (k.len() + v.len()) as u64)
+///     .policy(Policy::allkeys_lfu())
+///     .default_ttl(Duration::from_secs(300))
+///     .build()
+///     .expect("valid configuration");
+/// assert_eq!(cache.max_weight(), Some(64 * 1024 * 1024));
+/// ```
+pub struct CacheBuilder<K, V> {
+    max_entries: Option<u64>,
+    max_weight: Option<u64>,
+    weigher: Option<Weigher<K, V>>,
+    shards: Option<usize>,
+    policy: Policy,
+    default_ttl: Option<Duration>,
+    clock: Option<Arc<dyn Clock>>,
+    listener: Option<Listener<K, V>>,
+    lfu: LfuConfig,
+}
+
+impl<K, V> Default for CacheBuilder<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V> CacheBuilder<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// Unbounded, `allkeys-lru`, no default TTL, the system clock, no listener.
+    pub fn new() -> Self {
+        Self {
+            max_entries: None,
+            max_weight: None,
+            weigher: None,
+            shards: None,
+            policy: Policy::allkeys_lru(),
+            default_ttl: None,
+            clock: None,
+            listener: None,
+            lfu: LfuConfig::default(),
+        }
+    }
+
+    /// Bounds the number of entries.
+    pub fn max_entries(mut self, n: u64) -> Self {
+        self.max_entries = Some(n);
+        self
+    }
+
+    /// Bounds the total weight: per entry, `weigher(key, value)` plus
+    /// [`Cache::entry_overhead_bytes`].
+    pub fn max_weight(mut self, bytes: u64) -> Self {
+        self.max_weight = Some(bytes);
+        self
+    }
+
+    /// How many bytes an entry's key and value own (heap included). Without a weigher an
+    /// entry weighs only the engine's overhead. Called with the shard locked; keep it cheap.
+    pub fn weigher(mut self, f: impl Fn(&K, &V) -> u64 + Send + Sync + 'static) -> Self {
+        self.weigher = Some(Box::new(f));
+        self
+    }
+
+    /// Number of shards: a power of two, at most 65536. Default: the next power of two of
+    /// 4 × available parallelism, capped at 256.
+    pub fn shards(mut self, n: usize) -> Self {
+        self.shards = Some(n);
+        self
+    }
+
+    /// Eviction policy; default `allkeys-lru`.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// TTL given to entries written by [`Cache::insert`] and by
+    /// [`Entry::insert`](crate::Entry::insert) into a vacant key. At least 1 ms.
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = Some(ttl);
+        self
+    }
+
+    /// Time source; default [`SystemClock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Called once for every entry that leaves the cache, with the cause, after the shard
+    /// lock is released (so it may use the cache). A panic in it propagates to the caller
+    /// of the operation and drops the rest of that operation's notifications.
+    pub fn removal_listener(
+        mut self,
+        f: impl Fn(&K, &V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Box::new(f));
+        self
+    }
+
+    /// Redis's `lfu-log-factor` (default 10): higher makes the LFU counter grow slower.
+    pub fn lfu_log_factor(mut self, factor: u32) -> Self {
+        self.lfu.log_factor = factor;
+        self
+    }
+
+    /// Redis's `lfu-decay-time` in minutes (default 1): the LFU counter drops by one per this
+    /// many idle minutes; 0 disables decay.
+    pub fn lfu_decay_minutes(mut self, minutes: u32) -> Self {
+        self.lfu.decay_minutes = minutes;
+        self
+    }
+
+    /// Builds the cache.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when the shard count is 0, not a power of two or above
+    /// 65536, or the default TTL is under 1 ms.
+    pub fn build(self) -> Result<Cache<K, V>, Error> {
+        let n = self.shards.unwrap_or_else(default_shards);
+        if n == 0 || !n.is_power_of_two() {
+            return Err(Error::InvalidConfig(
+                "shards must be a non-zero power of two",
+            ));
+        }
+        if n > MAX_SHARDS {
+            return Err(Error::InvalidConfig("shards must be at most 65536"));
+        }
+        if self
+            .default_ttl
+            .is_some_and(|t| t < Duration::from_millis(1))
+        {
+            return Err(Error::InvalidConfig("default_ttl must be at least 1 ms"));
+        }
+        let usage = Arc::new(Usage::default());
+        let stats: Box<[Arc<ShardStats>]> =
+            (0..n).map(|_| Arc::new(ShardStats::default())).collect();
+        let mut seeds = rand::thread_rng();
+        let shards = stats
+            .iter()
+            .map(|s| ShardCell {
+                lock: Mutex::new(Shard::new(
+                    Arc::clone(&usage),
+                    Arc::clone(s),
+                    StdRng::seed_from_u64(seeds.gen()),
+                )),
+            })
+            .collect();
+        let inner = Inner {
+            shards,
+            stats,
+            usage,
+            limits: Limits::new(self.max_weight, self.max_entries),
+            policy: AtomicU8::new(self.policy.to_u8()),
+            hasher: RandomState::new(),
+            shard_mask: (n - 1) as u64,
+            shard_bits: n.trailing_zeros(),
+            weigher: self.weigher,
+            listener: self.listener,
+            default_ttl: self.default_ttl,
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            lfu: self.lfu,
+            overhead: entry_overhead::<K, V>(),
+            sweep_shard: AtomicUsize::new(0),
+        };
+        Ok(Cache {
+            inner: Arc::new(inner),
+        })
+    }
+}
+
+/// `next_pow2(4 × available_parallelism)`, capped at [`MAX_DEFAULT_SHARDS`].
+fn default_shards() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cpus.saturating_mul(SHARDS_PER_CPU)
+        .checked_next_power_of_two()
+        .unwrap_or(MAX_DEFAULT_SHARDS)
+        .min(MAX_DEFAULT_SHARDS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_counts_must_be_powers_of_two() {
+        for bad in [0, 3, 6, 1 << 17] {
+            let built = CacheBuilder::<u64, u64>::new().shards(bad).build();
+            assert!(matches!(built, Err(Error::InvalidConfig(_))), "{bad}");
+        }
+        for good in [1, 2, 64, 1 << 16] {
+            assert!(CacheBuilder::<u64, u64>::new().shards(good).build().is_ok());
+        }
+    }
+
+    #[test]
+    fn the_default_shard_count_is_a_capped_power_of_two() {
+        let n = default_shards();
+        assert!(n.is_power_of_two() && (SHARDS_PER_CPU..=MAX_DEFAULT_SHARDS).contains(&n));
+    }
+
+    #[test]
+    fn a_zero_default_ttl_is_rejected() {
+        let built = CacheBuilder::<u64, u64>::new()
+            .default_ttl(Duration::ZERO)
+            .build();
+        assert!(matches!(built, Err(Error::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn builder_settings_reach_the_cache() {
+        let cache = CacheBuilder::<u64, u64>::new()
+            .max_entries(10)
+            .max_weight(1_000)
+            .policy(Policy::volatile_ttl())
+            .build();
+        let cache = cache.ok();
+        assert_eq!(cache.as_ref().and_then(Cache::max_entries), Some(10));
+        assert_eq!(cache.as_ref().and_then(Cache::max_weight), Some(1_000));
+        assert_eq!(cache.map(|c| c.policy()), Some(Policy::volatile_ttl()));
+    }
+}

@@ -1,0 +1,183 @@
+//! Whole-keyspace operations: SCAN, the active expiry sweep, a random key, clear.
+
+use std::hash::Hash;
+use std::sync::atomic::Ordering;
+
+use rand::Rng;
+
+use super::Cache;
+use crate::expiry::{self, SWEEP_CHECKS_PER_LOCK};
+use crate::policy::{select_victim, Policy, RemovalCause};
+
+/// Shards tried by [`Cache::random_key`] before giving up on a keyspace of expired keys.
+const RANDOM_KEY_ATTEMPTS: usize = 16;
+
+impl<K, V> Cache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// One SCAN step: visits the live entries at the next `count` slab positions (at least
+    /// one; a hint, as in Redis) from `cursor`, and returns the cursor to continue from,
+    /// 0 when the scan is complete. Start with cursor 0.
+    ///
+    /// **Guarantee:** every key present for the whole scan is visited at least once, however
+    /// many other keys are inserted or removed between steps. Keys added or removed during
+    /// the scan may or may not be visited; a key may be visited twice only if it was removed
+    /// and re-inserted meanwhile.
+    ///
+    /// **Cursor encoding:** `(slab position << log2(shards)) | shard`. Shards are walked in
+    /// ascending order and, within a shard, slab positions in ascending order. An entry keeps
+    /// its slab position for its whole life (slabs grow by adding segments, never moving
+    /// entries), which is what the guarantee rests on. Cursors are only meaningful for the
+    /// cache that produced them.
+    ///
+    /// `visit` runs with the shard locked (don't call into the cache from it). Expired
+    /// entries met on the way are removed (reported `Expired`) instead of visited.
+    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&K, &V)) -> u64 {
+        let inner = &*self.inner;
+        let bits = inner.shard_bits;
+        let shards = inner.shards.len();
+        let mut shard_i = (cursor & inner.shard_mask) as usize;
+        let mut pos = cursor >> bits;
+        let mut budget = count.max(1);
+        let now = inner.now();
+        let mut out = Vec::new();
+        loop {
+            {
+                let mut shard = inner.lock(shard_i);
+                let end = u64::from(shard.positions());
+                while budget > 0 && pos < end {
+                    // `pos < end <= u32::MAX`.
+                    let p = pos as u32;
+                    match shard.node(p).map(|n| expiry::is_expired(n.expire_at, now)) {
+                        Some(true) => {
+                            if let Some(node) = shard.remove(p) {
+                                shard.stats().record_expiration();
+                                out.push((node.key, node.value, RemovalCause::Expired));
+                            }
+                        }
+                        Some(false) => {
+                            if let Some(n) = shard.node(p) {
+                                visit(&n.key, &n.value);
+                            }
+                        }
+                        None => {}
+                    }
+                    pos += 1;
+                    budget -= 1;
+                }
+                if pos >= end {
+                    shard_i += 1;
+                    pos = 0;
+                }
+            }
+            inner.notify(&mut out);
+            if shard_i >= shards {
+                return 0;
+            }
+            if budget == 0 {
+                return (pos << bits) | shard_i as u64;
+            }
+        }
+    }
+
+    /// One bounded step of active expiry: checks up to `max_checks` entries that have an
+    /// expiry, removing the expired ones (reported `Expired`), and returns how many it
+    /// removed. Successive calls resume where the last one stopped, round-robin over the
+    /// shards, so repeated calls eventually check every expiring entry.
+    ///
+    /// Work is bounded by `max_checks` (an empty shard counts as one check) and locks are
+    /// held for at most 128 checks at a time; `max_checks = 1000` takes well under a
+    /// millisecond. Like Redis's active expire cycle, a caller that sees a high
+    /// removed/checked ratio can simply call again.
+    pub fn sweep_expired(&self, max_checks: usize) -> usize {
+        let inner = &*self.inner;
+        let now = inner.now();
+        let mut budget = max_checks;
+        let mut removed = 0;
+        let mut out = Vec::new();
+        while budget > 0 {
+            let raw = inner.sweep_shard.load(Ordering::Relaxed);
+            let step = {
+                let mut shard = inner.lock(raw);
+                shard.sweep(now, budget.min(SWEEP_CHECKS_PER_LOCK), &mut out)
+            };
+            inner.notify(&mut out);
+            removed += step.removed;
+            budget = budget.saturating_sub(step.checked.max(1));
+            if step.wrapped {
+                // Another sweeper may have moved on already; then leave its position.
+                let _ = inner.sweep_shard.compare_exchange(
+                    raw,
+                    raw.wrapping_add(1),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+        }
+        removed
+    }
+
+    /// A random live key (Redis's `RANDOMKEY`): a shard picked with probability proportional
+    /// to its size, then a random entry in it. Expired entries met are removed.
+    pub fn random_key(&self) -> Option<K>
+    where
+        K: Clone,
+    {
+        let inner = &*self.inner;
+        let now = inner.now();
+        let mut rng = rand::thread_rng();
+        let mut out = Vec::new();
+        for _ in 0..RANDOM_KEY_ATTEMPTS {
+            let total: u64 = inner.stats.iter().map(|s| s.len()).sum();
+            if total == 0 {
+                return None;
+            }
+            let mut ticket = rng.gen_range(0..total);
+            let mut chosen = 0;
+            for (i, s) in inner.stats.iter().enumerate() {
+                chosen = i;
+                if ticket < s.len() {
+                    break;
+                }
+                ticket -= s.len();
+            }
+            let found = {
+                let mut shard = inner.lock(chosen);
+                match select_victim(&mut shard, Policy::allkeys_random(), None, now, inner.lfu) {
+                    Some(p)
+                        if shard
+                            .node(p)
+                            .is_some_and(|n| expiry::is_expired(n.expire_at, now)) =>
+                    {
+                        if let Some(node) = shard.remove(p) {
+                            shard.stats().record_expiration();
+                            out.push((node.key, node.value, RemovalCause::Expired));
+                        }
+                        None
+                    }
+                    Some(p) => shard.node(p).map(|n| n.key.clone()),
+                    None => None,
+                }
+            };
+            inner.notify(&mut out);
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
+    /// Removes every entry, each reported as [`RemovalCause::Removed`]. Shards are emptied
+    /// one at a time: writes racing with `clear` may survive it.
+    pub fn clear(&self) {
+        let inner = &*self.inner;
+        for i in 0..inner.shards.len() {
+            let nodes = inner.lock(i).take_all();
+            for node in nodes {
+                inner.report(&node.key, &node.value, RemovalCause::Removed);
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Reads: lookups that may record an access, and metadata queries.
+
+use std::borrow::Borrow;
+use std::hash::Hash;
+use std::time::Duration;
+
+use super::Cache;
+use crate::entry::EntryInfo;
+use crate::expiry;
+use crate::shard::Node;
+
+impl<K, V> Cache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Send + Sync + 'static,
+{
+    /// Runs `f` on the live entry for `key` with its shard locked; `touch` records an access
+    /// and a hit or miss.
+    fn with_live<Q, R>(
+        &self,
+        key: &Q,
+        touch: bool,
+        f: impl FnOnce(&Node<K, V>, u64) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let now = self.inner.now();
+        let (hash, i) = self.locate(key);
+        let mut out = Vec::new();
+        let result = {
+            let mut shard = self.inner.lock(i);
+            let pos = self.find_live(&mut shard, hash, key, now, &mut out);
+            if touch {
+                match pos {
+                    Some(p) => {
+                        shard.stats().record_hit();
+                        shard.touch(p, now, self.inner.lfu);
+                    }
+                    None => shard.stats().record_miss(),
+                }
+            }
+            pos.and_then(|p| shard.node(p)).map(|n| f(n, now))
+        };
+        self.inner.notify(&mut out);
+        result
+    }
+
+    /// A clone of the value for `key`, recording an access (recency and LFU counter).
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        V: Clone,
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get_with(key, V::clone)
+    }
+
+    /// `f` applied to the value for `key`, recording an access, without cloning the value.
+    pub fn get_with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.with_live(key, true, |n, _| f(&n.value))
+    }
+
+    /// `f` applied to the value for `key`, without recording an access or a hit/miss.
+    /// An expired entry is still hidden (and removed).
+    pub fn peek_with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.with_live(key, false, |n, _| f(&n.value))
+    }
+
+    /// Whether a live entry for `key` exists; no access recorded.
+    pub fn contains<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.with_live(key, false, |_, _| ()).is_some()
+    }
+
+    /// The absolute expiry of `key`: `None` if absent, `Some(None)` if it never expires.
+    pub fn expire_at<Q>(&self, key: &Q) -> Option<Option<u64>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.with_live(key, false, |n, _| expiry::decode(n.expire_at))
+    }
+
+    /// The time `key` has left: `None` if absent, `Some(None)` if it never expires.
+    pub fn ttl<Q>(&self, key: &Q) -> Option<Option<Duration>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.with_live(key, false, |n, now| expiry::remaining(n.expire_at, now))
+    }
+
+    /// Metadata of `key` (expiry, idle time, LFU counter, weight); no access recorded.
+    pub fn entry_info<Q>(&self, key: &Q) -> Option<EntryInfo>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let lfu = self.inner.lfu;
+        self.with_live(key, false, |n, now| EntryInfo {
+            expire_at: expiry::decode(n.expire_at),
+            idle_millis: n.access.idle_millis(now),
+            frequency: n.access.frequency(now, lfu),
+            weight: n.weight,
+        })
+    }
+}

@@ -1,0 +1,121 @@
+//! The time source: unix-epoch milliseconds behind a trait, so tests can drive time.
+//!
+//! Every expiry in the store is an absolute unix time in milliseconds, the same unit as
+//! Redis's `PEXPIREAT`, so a primary can ship absolute times to its replicas unchanged.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A source of the current time in unix-epoch milliseconds.
+///
+/// The cache reads the clock once per operation, outside its shard locks.
+pub trait Clock: Send + Sync + 'static {
+    /// Milliseconds since the unix epoch.
+    fn now_millis(&self) -> u64;
+}
+
+/// The wall clock ([`SystemTime`]).
+///
+/// A clock set before 1970 reads as 0; a clock stepped backwards makes entries live a little
+/// longer, never shorter, than their TTL would say (expiry compares absolute times).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, duration_to_millis)
+    }
+}
+
+/// A clock that only moves when told to, for deterministic TTL and idle-time tests.
+///
+/// Share it with the cache through an `Arc` and keep a clone to move time:
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use cachalot_store::{Clock, ManualClock};
+///
+/// let clock = Arc::new(ManualClock::new(1_000));
+/// clock.advance(Duration::from_millis(500));
+/// assert_eq!(clock.now_millis(), 1_500);
+/// ```
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    /// Current time; written by `set`/`advance`, read by the cache.
+    now_millis: AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock that reads `start_millis` until moved.
+    pub fn new(start_millis: u64) -> Self {
+        Self {
+            now_millis: AtomicU64::new(start_millis),
+        }
+    }
+
+    /// Jumps to `millis` (backwards too).
+    pub fn set(&self, millis: u64) {
+        self.now_millis.store(millis, Ordering::SeqCst);
+    }
+
+    /// Moves forward by `by`, rounded up to whole milliseconds, saturating at `u64::MAX`.
+    pub fn advance(&self, by: Duration) {
+        let by = duration_to_millis(by);
+        // `fetch_update` with a closure that always returns `Some` cannot fail.
+        let _ = self
+            .now_millis
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+                Some(now.saturating_add(by))
+            });
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_millis(&self) -> u64 {
+        self.now_millis.load(Ordering::SeqCst)
+    }
+}
+
+/// Whole milliseconds in `d`, rounded up (a 1 µs TTL is 1 ms, not 0), saturating.
+pub(crate) fn duration_to_millis(d: Duration) -> u64 {
+    let nanos = d.as_nanos().div_ceil(1_000_000);
+    u64::try_from(nanos).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let clock = ManualClock::new(42);
+        assert_eq!(clock.now_millis(), 42);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(clock.now_millis(), 1_042);
+        clock.set(7);
+        assert_eq!(clock.now_millis(), 7);
+    }
+
+    #[test]
+    fn manual_clock_saturates_instead_of_wrapping() {
+        let clock = ManualClock::new(u64::MAX - 1);
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(clock.now_millis(), u64::MAX);
+    }
+
+    #[test]
+    fn durations_round_up_to_whole_milliseconds() {
+        assert_eq!(duration_to_millis(Duration::ZERO), 0);
+        assert_eq!(duration_to_millis(Duration::from_micros(1)), 1);
+        assert_eq!(duration_to_millis(Duration::from_millis(1500)), 1500);
+        assert_eq!(duration_to_millis(Duration::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn system_clock_is_after_2020() {
+        assert!(SystemClock.now_millis() > 1_577_836_800_000);
+    }
+}

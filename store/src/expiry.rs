@@ -1,0 +1,135 @@
+//! Expiry: the encoding of expiry times, and the incremental active sweep.
+//!
+//! Expiry is enforced two ways, as in Redis: lazily, by every operation that finds an expired
+//! entry (it removes it and reports [`RemovalCause::Expired`]), and actively, by
+//! [`Cache::sweep_expired`](crate::Cache::sweep_expired), which walks each shard's index of
+//! entries that have an expiry, a bounded number of checks per call, resuming where the
+//! previous call stopped.
+
+use std::time::Duration;
+
+use crate::clock::duration_to_millis;
+use crate::policy::RemovalCause;
+use crate::shard::{Removal, Shard};
+
+/// The stored form of "no expiry". Unambiguous because an expiry time `<= now` is never
+/// stored (the entry is removed instead) and `now >= 0`.
+pub(crate) const NO_EXPIRY: u64 = 0;
+
+/// Checks done under one lock acquisition by the sweep, so a large `max_checks` does not hold
+/// one shard for long. 128 checks take a few microseconds.
+pub(crate) const SWEEP_CHECKS_PER_LOCK: usize = 128;
+
+/// The stored form of an optional expiry time.
+pub(crate) fn encode(at: Option<u64>) -> u64 {
+    // `Some(0)` is always in the past and never stored; `max(1)` keeps it distinct anyway.
+    at.map_or(NO_EXPIRY, |t| t.max(1))
+}
+
+/// The public form of a stored expiry time.
+pub(crate) fn decode(raw: u64) -> Option<u64> {
+    (raw != NO_EXPIRY).then_some(raw)
+}
+
+/// Whether an entry with stored expiry `raw` is dead at `now`. An entry expires at its
+/// expiry time exactly, so a live entry always has a TTL of at least 1 ms.
+pub(crate) fn is_expired(raw: u64, now: u64) -> bool {
+    raw != NO_EXPIRY && raw <= now
+}
+
+/// Whether an explicit expiry time means "remove now".
+pub(crate) fn is_past(at: Option<u64>, now: u64) -> bool {
+    at.is_some_and(|t| t <= now)
+}
+
+/// The absolute expiry for a TTL starting at `now`.
+pub(crate) fn deadline(now: u64, ttl: Duration) -> u64 {
+    now.saturating_add(duration_to_millis(ttl))
+}
+
+/// The time left before a stored expiry, for `TTL`/`PTTL`.
+pub(crate) fn remaining(raw: u64, now: u64) -> Option<Duration> {
+    decode(raw).map(|at| Duration::from_millis(at.saturating_sub(now)))
+}
+
+/// How one sweep step in a shard went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SweepStep {
+    /// Entries looked at.
+    pub(crate) checked: usize,
+    /// Entries removed as expired.
+    pub(crate) removed: usize,
+    /// The shard's expiring index was walked to its end; the next step starts over.
+    pub(crate) wrapped: bool,
+}
+
+impl<K, V> Shard<K, V> {
+    /// Checks up to `limit` entries of the expiring index from the saved cursor, removing
+    /// the expired ones into `out`.
+    ///
+    /// A removal moves the index's last entry into the freed place (swap-remove), so the
+    /// cursor stays put after one; entries moved behind the cursor by removals elsewhere are
+    /// picked up by the next pass.
+    pub(crate) fn sweep(
+        &mut self,
+        now: u64,
+        limit: usize,
+        out: &mut Vec<Removal<K, V>>,
+    ) -> SweepStep {
+        let mut step = SweepStep {
+            checked: 0,
+            removed: 0,
+            wrapped: false,
+        };
+        let mut cursor = self.sweep_cursor;
+        while step.checked < limit {
+            let Some(pos) = self.expiring_at(cursor) else {
+                step.wrapped = true;
+                cursor = 0;
+                break;
+            };
+            step.checked += 1;
+            let expired = self.node(pos).is_some_and(|n| is_expired(n.expire_at, now));
+            if expired {
+                if let Some(node) = self.remove(pos) {
+                    self.stats().record_expiration();
+                    out.push((node.key, node.value, RemovalCause::Expired));
+                    step.removed += 1;
+                }
+            } else {
+                cursor += 1;
+            }
+        }
+        self.sweep_cursor = cursor;
+        step
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_expiry_round_trips() {
+        assert_eq!(decode(encode(None)), None);
+        assert_eq!(decode(encode(Some(5))), Some(5));
+        assert_eq!(decode(encode(Some(0))), Some(1));
+    }
+
+    #[test]
+    fn an_entry_expires_at_its_expiry_time_exactly() {
+        assert!(!is_expired(NO_EXPIRY, u64::MAX));
+        assert!(!is_expired(10, 9));
+        assert!(is_expired(10, 10));
+        assert!(is_past(Some(10), 10));
+        assert!(!is_past(None, 10));
+    }
+
+    #[test]
+    fn deadlines_saturate_and_remaining_time_counts_down() {
+        assert_eq!(deadline(u64::MAX - 1, Duration::from_secs(1)), u64::MAX);
+        assert_eq!(deadline(100, Duration::from_millis(50)), 150);
+        assert_eq!(remaining(150, 100), Some(Duration::from_millis(50)));
+        assert_eq!(remaining(NO_EXPIRY, 100), None);
+    }
+}

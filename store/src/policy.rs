@@ -1,0 +1,398 @@
+//! Eviction policies (Redis's `maxmemory-policy` names and meanings) and removal causes.
+//!
+//! Victims are chosen per shard, by one function per policy family:
+//! - [`lru`]: `allkeys-lru` takes the exact least recently used entry from the shard's LRU
+//!   list; `volatile-lru` takes the least recently used among a sample of entries with an
+//!   expiry.
+//! - [`lfu`]: the lowest decayed Redis LFU counter among a sample (ties: least recent).
+//! - [`random`]: any entry, or any entry with an expiry.
+//! - [`ttl`]: `volatile-ttl`, the soonest expiry among a sample.
+//!
+//! Samples hold [`EVICTION_SAMPLES`] entries; a shard (or its expiring index) no larger than
+//! that is examined whole, so small caches evict exactly.
+
+mod lfu;
+mod lru;
+mod random;
+mod ttl;
+
+use crate::shard::{Node, Shard};
+use crate::stats::LfuConfig;
+
+/// Entries compared per eviction by the sampling policies. Redis's `maxmemory-samples`
+/// defaults to 5 and its docs note 10 comes very close to true LRU; we take 10, since our
+/// samples cost one lock hold in one shard.
+pub(crate) const EVICTION_SAMPLES: usize = 10;
+
+/// Random probes per wanted sample before falling back to the LRU list (a slab left sparse
+/// by mass removals makes probes miss).
+const PROBES_PER_SAMPLE: usize = 4;
+
+/// Which entries an eviction policy, and whether it may evict at all.
+///
+/// An opaque knob over Redis's `maxmemory-policy` values, so variants can be added without
+/// breaking callers.
+///
+/// ```
+/// use cachalot_store::Policy;
+/// let p = Policy::from_redis_name("Volatile-TTL").unwrap();
+/// assert_eq!(p, Policy::volatile_ttl());
+/// assert_eq!(p.redis_name(), "volatile-ttl");
+/// assert!(p.is_volatile_only());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy(Kind);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    NoEviction,
+    AllKeysLru,
+    AllKeysLfu,
+    AllKeysRandom,
+    VolatileLru,
+    VolatileLfu,
+    VolatileRandom,
+    VolatileTtl,
+}
+
+const ALL: [(Kind, &str); 8] = [
+    (Kind::NoEviction, "noeviction"),
+    (Kind::AllKeysLru, "allkeys-lru"),
+    (Kind::AllKeysLfu, "allkeys-lfu"),
+    (Kind::AllKeysRandom, "allkeys-random"),
+    (Kind::VolatileLru, "volatile-lru"),
+    (Kind::VolatileLfu, "volatile-lfu"),
+    (Kind::VolatileRandom, "volatile-random"),
+    (Kind::VolatileTtl, "volatile-ttl"),
+];
+
+impl Policy {
+    /// Never evict: writes that would exceed a bound fail with an error.
+    pub fn no_eviction() -> Self {
+        Self(Kind::NoEviction)
+    }
+    /// Evict the least recently used entry (exact per shard).
+    pub fn allkeys_lru() -> Self {
+        Self(Kind::AllKeysLru)
+    }
+    /// Evict the least frequently used entry (sampled, Redis's logarithmic counter).
+    pub fn allkeys_lfu() -> Self {
+        Self(Kind::AllKeysLfu)
+    }
+    /// Evict a random entry.
+    pub fn allkeys_random() -> Self {
+        Self(Kind::AllKeysRandom)
+    }
+    /// Evict the least recently used entry among those with an expiry (sampled).
+    pub fn volatile_lru() -> Self {
+        Self(Kind::VolatileLru)
+    }
+    /// Evict the least frequently used entry among those with an expiry (sampled).
+    pub fn volatile_lfu() -> Self {
+        Self(Kind::VolatileLfu)
+    }
+    /// Evict a random entry among those with an expiry.
+    pub fn volatile_random() -> Self {
+        Self(Kind::VolatileRandom)
+    }
+    /// Evict the entry with the soonest expiry (sampled).
+    pub fn volatile_ttl() -> Self {
+        Self(Kind::VolatileTtl)
+    }
+
+    /// Every policy, in Redis's documentation order.
+    pub fn all() -> impl Iterator<Item = Policy> {
+        ALL.iter().map(|&(k, _)| Policy(k))
+    }
+
+    /// Parses a Redis `maxmemory-policy` value, ignoring ASCII case.
+    pub fn from_redis_name(name: &str) -> Option<Policy> {
+        ALL.iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(name))
+            .map(|&(k, _)| Policy(k))
+    }
+
+    /// The Redis `maxmemory-policy` value.
+    pub fn redis_name(self) -> &'static str {
+        ALL.iter()
+            .find(|(k, _)| *k == self.0)
+            .map_or("noeviction", |(_, n)| n)
+    }
+
+    /// Whether only entries with an expiry may be evicted (`volatile-*`).
+    pub fn is_volatile_only(self) -> bool {
+        matches!(
+            self.0,
+            Kind::VolatileLru | Kind::VolatileLfu | Kind::VolatileRandom | Kind::VolatileTtl
+        )
+    }
+
+    /// Whether the policy may evict at all.
+    pub(crate) fn evicts(self) -> bool {
+        self.0 != Kind::NoEviction
+    }
+
+    pub(crate) fn to_u8(self) -> u8 {
+        ALL.iter().position(|(k, _)| *k == self.0).unwrap_or(0) as u8
+    }
+
+    pub(crate) fn from_u8(n: u8) -> Self {
+        ALL.get(usize::from(n))
+            .map_or(Self::no_eviction(), |&(k, _)| Policy(k))
+    }
+}
+
+/// Why an entry left the cache, as told to the removal listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RemovalCause {
+    /// Its expiry time passed (found lazily, by the sweep, or set in the past).
+    Expired,
+    /// Removed to respect a bound, by the eviction policy.
+    Evicted,
+    /// Removed by an explicit call (`remove`, `clear`, [`Entry::discard`](crate::Entry::discard)).
+    Removed,
+    /// Its value was overwritten by `insert`/`insert_with_*`.
+    Replaced,
+}
+
+impl RemovalCause {
+    /// Whether the cache dropped the entry on its own (expiry or eviction), as opposed to a
+    /// caller's request.
+    pub fn was_automatic(self) -> bool {
+        matches!(self, Self::Expired | Self::Evicted)
+    }
+}
+
+/// Which entries a sampling policy draws from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    AllKeys,
+    Volatile,
+}
+
+/// Picks the entry `policy` would evict from `shard`, never `protect` (the key being
+/// written). `None` when the policy may not evict or finds nothing evictable.
+pub(crate) fn select_victim<K, V>(
+    shard: &mut Shard<K, V>,
+    policy: Policy,
+    protect: Option<u32>,
+    now: u64,
+    lfu: LfuConfig,
+) -> Option<u32> {
+    match policy.0 {
+        Kind::NoEviction => None,
+        Kind::AllKeysLru => lru::least_recent(shard, protect),
+        Kind::VolatileLru => lru::sampled(shard, protect),
+        Kind::AllKeysLfu => lfu::sampled(shard, Scope::AllKeys, protect, now, lfu),
+        Kind::VolatileLfu => lfu::sampled(shard, Scope::Volatile, protect, now, lfu),
+        Kind::AllKeysRandom => random::any(shard, Scope::AllKeys, protect),
+        Kind::VolatileRandom => random::any(shard, Scope::Volatile, protect),
+        Kind::VolatileTtl => ttl::soonest(shard, protect),
+    }
+}
+
+/// Up to [`EVICTION_SAMPLES`] candidate positions from `scope`, excluding `protect`;
+/// every candidate when the scope is that small. May repeat a position.
+fn sample<K, V>(shard: &mut Shard<K, V>, scope: Scope, protect: Option<u32>) -> Vec<u32> {
+    let mut out = Vec::with_capacity(EVICTION_SAMPLES);
+    let keep = |pos: &u32| Some(*pos) != protect;
+    match scope {
+        Scope::Volatile if shard.expiring_len() <= EVICTION_SAMPLES + 1 => {
+            out.extend((0..shard.expiring_len()).filter_map(|i| shard.expiring_at(i)));
+            out.retain(keep);
+        }
+        Scope::Volatile => {
+            for _ in 0..EVICTION_SAMPLES * PROBES_PER_SAMPLE {
+                if out.len() == EVICTION_SAMPLES {
+                    break;
+                }
+                if let Some(pos) = shard.random_expiring().filter(keep) {
+                    out.push(pos);
+                }
+            }
+        }
+        Scope::AllKeys => {
+            if shard.len() as usize > EVICTION_SAMPLES + 1 {
+                for _ in 0..EVICTION_SAMPLES * PROBES_PER_SAMPLE {
+                    if out.len() == EVICTION_SAMPLES {
+                        break;
+                    }
+                    match shard.random_position().filter(keep) {
+                        Some(pos) if shard.node(pos).is_some() => out.push(pos),
+                        _ => {}
+                    }
+                }
+            }
+            if out.is_empty() {
+                let mut cur = shard.lru_tail();
+                while let Some(pos) = cur {
+                    if out.len() == EVICTION_SAMPLES {
+                        break;
+                    }
+                    if keep(&pos) {
+                        out.push(pos);
+                    }
+                    cur = shard.more_recent(pos);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The least recently used entry other than `protect`, for when random probes miss.
+fn least_recent_fallback<K, V>(shard: &Shard<K, V>, protect: Option<u32>) -> Option<u32> {
+    lru::least_recent(shard, protect)
+}
+
+/// The sampled position whose node has the smallest `score`.
+fn lowest<K, V, S: Ord>(
+    shard: &Shard<K, V>,
+    candidates: &[u32],
+    score: impl Fn(&Node<K, V>) -> S,
+) -> Option<u32> {
+    candidates
+        .iter()
+        .filter_map(|&pos| shard.node(pos).map(|n| (score(n), pos)))
+        .min_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, pos)| pos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_names_round_trip_case_insensitively() {
+        for p in Policy::all() {
+            assert_eq!(Policy::from_redis_name(p.redis_name()), Some(p));
+            let upper = p.redis_name().to_ascii_uppercase();
+            assert_eq!(Policy::from_redis_name(&upper), Some(p));
+            assert_eq!(Policy::from_u8(p.to_u8()), p);
+        }
+        assert_eq!(Policy::from_redis_name("allkeys-lru "), None);
+        assert_eq!(Policy::from_redis_name("lru"), None);
+        assert_eq!(Policy::all().count(), 8);
+    }
+
+    #[test]
+    fn only_volatile_policies_are_volatile_only() {
+        let volatile: Vec<&str> = Policy::all()
+            .filter(|p| p.is_volatile_only())
+            .map(|p| p.redis_name())
+            .collect();
+        assert_eq!(
+            volatile,
+            [
+                "volatile-lru",
+                "volatile-lfu",
+                "volatile-random",
+                "volatile-ttl"
+            ]
+        );
+        assert!(!Policy::no_eviction().evicts());
+        assert!(Policy::allkeys_random().evicts());
+    }
+
+    #[test]
+    fn automatic_causes_are_expiry_and_eviction() {
+        assert!(RemovalCause::Expired.was_automatic());
+        assert!(RemovalCause::Evicted.was_automatic());
+        assert!(!RemovalCause::Removed.was_automatic());
+        assert!(!RemovalCause::Replaced.was_automatic());
+    }
+}
+
+#[cfg(test)]
+mod victim_tests {
+    use super::*;
+    use crate::memory::Usage;
+    use crate::stats::ShardStats;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+    use std::sync::Arc;
+
+    /// A shard holding keys `0..n` inserted at times `0..n`, key `k` expiring at
+    /// `expiry(k)` (0: never).
+    fn shard(n: u32, expiry: impl Fn(u32) -> u64) -> Shard<u32, u32> {
+        let mut s = Shard::new(
+            Arc::new(Usage::default()),
+            Arc::new(ShardStats::default()),
+            StdRng::seed_from_u64(3),
+        );
+        for k in 0..n {
+            let node = Node::new(k, k, u64::from(k) << 32, expiry(k), 1, u64::from(k));
+            assert_eq!(s.insert(node).ok(), Some(k));
+        }
+        s
+    }
+
+    fn victim(s: &mut Shard<u32, u32>, p: Policy, protect: Option<u32>) -> Option<u32> {
+        select_victim(s, p, protect, 100, LfuConfig::default())
+    }
+
+    #[test]
+    fn lru_takes_the_tail_unless_it_is_protected() {
+        let mut s = shard(3, |_| 0);
+        assert_eq!(victim(&mut s, Policy::allkeys_lru(), None), Some(0));
+        assert_eq!(victim(&mut s, Policy::allkeys_lru(), Some(0)), Some(1));
+        let mut one = shard(1, |_| 0);
+        assert_eq!(victim(&mut one, Policy::allkeys_lru(), Some(0)), None);
+    }
+
+    #[test]
+    fn lfu_takes_the_lowest_counter_then_the_oldest() {
+        let mut s = shard(4, |_| 0);
+        for pos in [0, 2] {
+            s.touch(pos, 50, LfuConfig::default());
+        }
+        assert_eq!(victim(&mut s, Policy::allkeys_lfu(), None), Some(1));
+        assert_eq!(victim(&mut s, Policy::allkeys_lfu(), Some(1)), Some(3));
+    }
+
+    #[test]
+    fn volatile_ttl_takes_the_soonest_expiry() {
+        let mut s = shard(5, |k| if k == 2 { 0 } else { 1_000 - u64::from(k) });
+        assert_eq!(victim(&mut s, Policy::volatile_ttl(), None), Some(4));
+        assert_eq!(victim(&mut s, Policy::volatile_ttl(), Some(4)), Some(3));
+    }
+
+    #[test]
+    fn volatile_policies_see_only_expiring_entries() {
+        for p in Policy::all().filter(|p| p.is_volatile_only()) {
+            let mut s = shard(20, |k| if k == 7 { 500 } else { 0 });
+            for _ in 0..20 {
+                assert_eq!(victim(&mut s, p, None), Some(7), "{}", p.redis_name());
+            }
+            assert_eq!(victim(&mut s, p, Some(7)), None, "{}", p.redis_name());
+        }
+    }
+
+    #[test]
+    fn random_eviction_reaches_every_entry_but_the_protected_one() {
+        let mut s = shard(30, |_| 0);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..2_000 {
+            seen.extend(victim(&mut s, Policy::allkeys_random(), Some(5)));
+        }
+        assert_eq!(seen.len(), 29);
+        assert!(!seen.contains(&5));
+    }
+
+    #[test]
+    fn sampling_finds_entries_in_a_sparse_slab() {
+        let mut s = shard(2_000, |_| 0);
+        for pos in 0..1_999 {
+            let _ = s.remove(pos);
+        }
+        assert_eq!(victim(&mut s, Policy::allkeys_lfu(), None), Some(1_999));
+        assert_eq!(victim(&mut s, Policy::allkeys_random(), None), Some(1_999));
+    }
+
+    #[test]
+    fn noeviction_never_picks() {
+        let mut s = shard(3, |_| 0);
+        assert_eq!(victim(&mut s, Policy::no_eviction(), None), None);
+    }
+}

@@ -1,0 +1,497 @@
+//! One shard: a slab of entries, a hash index over it, an LRU list and an expiring index,
+//! all owned by the shard and guarded by its one lock.
+//!
+//! Layout (per shard):
+//! - `slab`: entries at stable `u32` positions ([`slab`]).
+//! - `table`: a SwissTable of `u64` words `(hash32 << 32) | position`, keyed by the upper 32
+//!   bits of the key's hash. Growth rehashes these words alone, never touching the slab, and
+//!   a lookup compares the stored hash bits before touching an entry.
+//! - an intrusive doubly linked LRU list through the entries (`prev`/`next` positions), most
+//!   recent at the head: exact LRU order per shard for `allkeys-lru`.
+//! - `expiring`: the positions of entries with an expiry (Redis's `expires` dict), each entry
+//!   knowing its place in it, for O(1) add/remove, counting and sampling.
+
+pub(crate) mod slab;
+
+use std::borrow::Borrow;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use crate::memory::Usage;
+use crate::policy::RemovalCause;
+use crate::stats::{Access, LfuConfig, ShardStats};
+use slab::{Slab, NIL};
+
+/// An entry leaving the cache, on its way to the removal listener (called after unlock).
+pub(crate) type Removal<K, V> = (K, V, RemovalCause);
+
+/// Spreads the 32 stored hash bits over a 64-bit table hash (Knuth's multiplicative
+/// hashing), so both the table's bucket bits (low) and control-byte bits (high) vary.
+const TABLE_HASH_MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// The upper half of a key hash; the lower half picks the shard.
+pub(crate) fn hash32(hash: u64) -> u32 {
+    (hash >> 32) as u32
+}
+
+fn table_hash(hash32: u32) -> u64 {
+    u64::from(hash32).wrapping_mul(TABLE_HASH_MULTIPLIER)
+}
+
+fn table_word(hash32: u32, pos: u32) -> u64 {
+    (u64::from(hash32) << 32) | u64::from(pos)
+}
+
+fn word_hash(word: u64) -> u64 {
+    table_hash((word >> 32) as u32)
+}
+
+fn word_pos(word: u64) -> u32 {
+    word as u32
+}
+
+/// A stored entry with its bookkeeping.
+pub(crate) struct Node<K, V> {
+    pub(crate) key: K,
+    pub(crate) value: V,
+    /// Stored expiry ([`crate::expiry::encode`]).
+    pub(crate) expire_at: u64,
+    /// Weigher's number plus the per-entry overhead, as last computed.
+    pub(crate) weight: u64,
+    pub(crate) access: Access,
+    /// LRU neighbours (towards the head / towards the tail), or `NIL`.
+    prev: u32,
+    next: u32,
+    /// Place in `Shard::expiring`, or `NIL` when the entry has no expiry.
+    expiring_pos: u32,
+    hash32: u32,
+}
+
+impl<K, V> Node<K, V> {
+    pub(crate) fn new(key: K, value: V, hash: u64, expire_at: u64, weight: u64, now: u64) -> Self {
+        Self {
+            key,
+            value,
+            expire_at,
+            weight,
+            access: Access::new(now),
+            prev: NIL,
+            next: NIL,
+            expiring_pos: NIL,
+            hash32: hash32(hash),
+        }
+    }
+}
+
+/// A shard's state. Everything here is guarded by the shard's lock (`Inner::shards[i]`);
+/// `usage` and `stats` are shared atomics this shard writes while holding it.
+pub(crate) struct Shard<K, V> {
+    slab: Slab<Node<K, V>>,
+    table: HashTable<u64>,
+    /// Most and least recently used positions, or `NIL`.
+    lru_head: u32,
+    lru_tail: u32,
+    /// Positions of entries that have an expiry, in no particular order.
+    expiring: Vec<u32>,
+    /// Where the active sweep resumes in `expiring`.
+    pub(crate) sweep_cursor: usize,
+    /// Sum of this shard's entry weights.
+    weight: u64,
+    /// Randomness for LFU increments and eviction sampling.
+    rng: StdRng,
+    usage: Arc<Usage>,
+    stats: Arc<ShardStats>,
+}
+
+impl<K, V> Shard<K, V> {
+    pub(crate) fn new(usage: Arc<Usage>, stats: Arc<ShardStats>, rng: StdRng) -> Self {
+        Self {
+            slab: Slab::new(),
+            table: HashTable::new(),
+            lru_head: NIL,
+            lru_tail: NIL,
+            expiring: Vec::new(),
+            sweep_cursor: 0,
+            weight: 0,
+            rng,
+            usage,
+            stats,
+        }
+    }
+
+    /// Bytes of index structures per entry beyond its slab slot: one table word, one control
+    /// byte, one expiring-index slot.
+    pub(crate) const INDEX_BYTES_PER_ENTRY: usize =
+        std::mem::size_of::<u64>() + 1 + std::mem::size_of::<u32>();
+
+    /// Bytes of one slab position.
+    pub(crate) const fn slot_bytes() -> usize {
+        Slab::<Node<K, V>>::slot_bytes()
+    }
+
+    pub(crate) fn len(&self) -> u32 {
+        self.slab.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn weight(&self) -> u64 {
+        self.weight
+    }
+
+    /// One past the highest slab position in use or free (SCAN's per-shard bound).
+    pub(crate) fn positions(&self) -> u32 {
+        self.slab.positions()
+    }
+
+    pub(crate) fn expiring_len(&self) -> usize {
+        self.expiring.len()
+    }
+
+    /// The position held at `i` in the expiring index.
+    pub(crate) fn expiring_at(&self, i: usize) -> Option<u32> {
+        self.expiring.get(i).copied()
+    }
+
+    pub(crate) fn stats(&self) -> &ShardStats {
+        &self.stats
+    }
+
+    pub(crate) fn node(&self, pos: u32) -> Option<&Node<K, V>> {
+        self.slab.get(pos)
+    }
+
+    pub(crate) fn node_mut(&mut self, pos: u32) -> Option<&mut Node<K, V>> {
+        self.slab.get_mut(pos)
+    }
+
+    /// The least recently used position.
+    pub(crate) fn lru_tail(&self) -> Option<u32> {
+        (self.lru_tail != NIL).then_some(self.lru_tail)
+    }
+
+    /// The next more recently used position after `pos`.
+    pub(crate) fn more_recent(&self, pos: u32) -> Option<u32> {
+        self.node(pos).map(|n| n.prev).filter(|&p| p != NIL)
+    }
+
+    /// Position of `key`, found with its full `hash`.
+    pub(crate) fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let h32 = hash32(hash);
+        let slab = &self.slab;
+        self.table
+            .find(table_hash(h32), |&word| {
+                (word >> 32) as u32 == h32
+                    && slab
+                        .get(word_pos(word))
+                        .is_some_and(|n| n.key.borrow() == key)
+            })
+            .map(|&word| word_pos(word))
+    }
+
+    /// Stores a new entry (its key must not be present) as the most recently used.
+    ///
+    /// # Errors
+    /// Gives the node back when the shard's slab has no position left.
+    pub(crate) fn insert(&mut self, node: Node<K, V>) -> Result<u32, Node<K, V>> {
+        let h32 = node.hash32;
+        let weight = node.weight;
+        let expiring = node.expire_at != crate::expiry::NO_EXPIRY;
+        let pos = self.slab.insert(node)?;
+        self.table
+            .insert_unique(table_hash(h32), table_word(h32, pos), |&w| word_hash(w));
+        self.lru_push_front(pos);
+        if expiring {
+            self.expiring_add(pos);
+        }
+        self.weight = self.weight.saturating_add(weight);
+        self.usage.add(weight, 1);
+        self.publish();
+        Ok(pos)
+    }
+
+    /// Removes the entry at `pos` from every structure and returns it.
+    pub(crate) fn remove(&mut self, pos: u32) -> Option<Node<K, V>> {
+        let h32 = self.node(pos)?.hash32;
+        if let Ok(found) = self
+            .table
+            .find_entry(table_hash(h32), |&w| w == table_word(h32, pos))
+        {
+            found.remove();
+        }
+        self.lru_unlink(pos);
+        self.expiring_remove(pos);
+        let node = self.slab.remove(pos)?;
+        self.weight = self.weight.saturating_sub(node.weight);
+        self.usage.sub(node.weight, 1);
+        self.publish();
+        Some(node)
+    }
+
+    /// Removes every entry, releasing the shard's memory, and returns them.
+    pub(crate) fn take_all(&mut self) -> Vec<Node<K, V>> {
+        let nodes = self.slab.take_all();
+        self.table = HashTable::new();
+        self.expiring = Vec::new();
+        self.lru_head = NIL;
+        self.lru_tail = NIL;
+        self.sweep_cursor = 0;
+        self.usage.sub(self.weight, nodes.len() as u64);
+        self.weight = 0;
+        self.publish();
+        nodes
+    }
+
+    /// Records an access: most recently used, LFU counter, idle time.
+    pub(crate) fn touch(&mut self, pos: u32, now: u64, lfu: LfuConfig) {
+        let Some(node) = self.slab.get_mut(pos) else {
+            return;
+        };
+        node.access.touch(now, lfu, &mut self.rng);
+        if self.lru_head != pos {
+            self.lru_unlink(pos);
+            self.lru_push_front(pos);
+        }
+    }
+
+    /// Changes the stored expiry of the entry at `pos` (`NO_EXPIRY` to persist it).
+    pub(crate) fn set_expiry(&mut self, pos: u32, raw: u64) {
+        let Some(node) = self.slab.get_mut(pos) else {
+            return;
+        };
+        let was = node.expire_at != crate::expiry::NO_EXPIRY;
+        node.expire_at = raw;
+        let is = raw != crate::expiry::NO_EXPIRY;
+        if was && !is {
+            self.expiring_remove(pos);
+        } else if is && !was {
+            self.expiring_add(pos);
+        }
+        self.publish();
+    }
+
+    /// Replaces the weight of the entry at `pos`, keeping the totals in step.
+    pub(crate) fn set_weight(&mut self, pos: u32, weight: u64) {
+        let Some(node) = self.slab.get_mut(pos) else {
+            return;
+        };
+        let old = std::mem::replace(&mut node.weight, weight);
+        self.weight = self.weight.saturating_sub(old).saturating_add(weight);
+        self.usage.sub(old, 0);
+        self.usage.add(weight, 0);
+    }
+
+    /// A uniformly random slab position (occupied or not), if the slab has any.
+    pub(crate) fn random_position(&mut self) -> Option<u32> {
+        let positions = self.slab.positions();
+        (positions > 0).then(|| self.rng.gen_range(0..positions))
+    }
+
+    /// A uniformly random occupied position of the expiring index.
+    pub(crate) fn random_expiring(&mut self) -> Option<u32> {
+        let n = self.expiring.len();
+        if n == 0 {
+            return None;
+        }
+        let i = self.rng.gen_range(0..n);
+        self.expiring.get(i).copied()
+    }
+
+    fn publish(&self) {
+        self.stats
+            .publish_sizes(u64::from(self.slab.len()), self.expiring.len() as u64);
+    }
+
+    fn lru_unlink(&mut self, pos: u32) {
+        let Some(node) = self.slab.get_mut(pos) else {
+            return;
+        };
+        let (prev, next) = (node.prev, node.next);
+        node.prev = NIL;
+        node.next = NIL;
+        match self.slab.get_mut(prev) {
+            Some(p) => p.next = next,
+            None => self.lru_head = next,
+        }
+        match self.slab.get_mut(next) {
+            Some(n) => n.prev = prev,
+            None => self.lru_tail = prev,
+        }
+    }
+
+    fn lru_push_front(&mut self, pos: u32) {
+        let old_head = self.lru_head;
+        let Some(node) = self.slab.get_mut(pos) else {
+            return;
+        };
+        node.prev = NIL;
+        node.next = old_head;
+        match self.slab.get_mut(old_head) {
+            Some(h) => h.prev = pos,
+            None => self.lru_tail = pos,
+        }
+        self.lru_head = pos;
+    }
+
+    fn expiring_add(&mut self, pos: u32) {
+        let Ok(i) = u32::try_from(self.expiring.len()) else {
+            return;
+        };
+        if let Some(node) = self.slab.get_mut(pos) {
+            node.expiring_pos = i;
+            self.expiring.push(pos);
+        }
+    }
+
+    fn expiring_remove(&mut self, pos: u32) {
+        let Some(node) = self.slab.get_mut(pos) else {
+            return;
+        };
+        let i = std::mem::replace(&mut node.expiring_pos, NIL) as usize;
+        if i >= self.expiring.len() {
+            return;
+        }
+        self.expiring.swap_remove(i);
+        if let Some(&moved) = self.expiring.get(i) {
+            if let Some(m) = self.slab.get_mut(moved) {
+                m.expiring_pos = i as u32;
+            }
+        }
+    }
+
+    /// Positions from least to most recently used (tests and invariant checks).
+    #[cfg(test)]
+    pub(crate) fn lru_order(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut cur = self.lru_tail();
+        while let Some(pos) = cur {
+            out.push(pos);
+            cur = self.more_recent(pos);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use std::collections::hash_map::RandomState;
+    use std::hash::BuildHasher;
+
+    fn shard() -> (Shard<String, u32>, Arc<Usage>) {
+        let usage = Arc::new(Usage::default());
+        let s = Shard::new(
+            Arc::clone(&usage),
+            Arc::new(ShardStats::default()),
+            StdRng::seed_from_u64(1),
+        );
+        (s, usage)
+    }
+
+    fn put(s: &mut Shard<String, u32>, h: &RandomState, key: &str, v: u32, exp: u64) -> u32 {
+        let hash = h.hash_one(key);
+        let node = Node::new(key.to_owned(), v, hash, exp, 10, 0);
+        s.insert(node).unwrap_or(NIL)
+    }
+
+    #[test]
+    fn inserted_entries_are_found_by_key_and_counted() {
+        let h = RandomState::new();
+        let (mut s, usage) = shard();
+        let a = put(&mut s, &h, "a", 1, 0);
+        let b = put(&mut s, &h, "b", 2, 0);
+        assert_eq!(s.find(h.hash_one("a"), "a"), Some(a));
+        assert_eq!(s.find(h.hash_one("b"), "b"), Some(b));
+        assert_eq!(s.find(h.hash_one("c"), "c"), None);
+        assert_eq!((s.len(), s.weight()), (2, 20));
+        assert_eq!((usage.len(), usage.weight()), (2, 20));
+    }
+
+    #[test]
+    fn removal_unlinks_the_entry_everywhere() {
+        let h = RandomState::new();
+        let (mut s, usage) = shard();
+        let a = put(&mut s, &h, "a", 1, 50);
+        let b = put(&mut s, &h, "b", 2, 60);
+        let c = put(&mut s, &h, "c", 3, 0);
+        assert_eq!(s.expiring_len(), 2);
+        let node = s.remove(a).map(|n| n.value);
+        assert_eq!(node, Some(1));
+        assert_eq!(s.find(h.hash_one("a"), "a"), None);
+        assert_eq!(s.lru_order(), vec![b, c]);
+        assert_eq!(s.expiring_len(), 1);
+        assert_eq!(s.expiring_at(0), Some(b));
+        assert_eq!((usage.len(), usage.weight()), (2, 20));
+        assert!(s.remove(a).is_none());
+    }
+
+    #[test]
+    fn touching_moves_an_entry_to_the_most_recent_end() {
+        let h = RandomState::new();
+        let (mut s, _) = shard();
+        let a = put(&mut s, &h, "a", 1, 0);
+        let b = put(&mut s, &h, "b", 2, 0);
+        let c = put(&mut s, &h, "c", 3, 0);
+        assert_eq!(s.lru_order(), vec![a, b, c]);
+        s.touch(a, 5, LfuConfig::default());
+        assert_eq!(s.lru_order(), vec![b, c, a]);
+        s.touch(c, 6, LfuConfig::default());
+        assert_eq!(s.lru_order(), vec![b, a, c]);
+        assert_eq!(s.node(c).map(|n| n.access.last_millis()), Some(6));
+    }
+
+    #[test]
+    fn expiry_changes_keep_the_expiring_index_exact() {
+        let h = RandomState::new();
+        let (mut s, _) = shard();
+        let a = put(&mut s, &h, "a", 1, 0);
+        let b = put(&mut s, &h, "b", 2, 0);
+        s.set_expiry(a, 100);
+        s.set_expiry(b, 200);
+        s.set_expiry(a, 150);
+        assert_eq!(s.expiring_len(), 2);
+        s.set_expiry(a, 0);
+        assert_eq!(s.expiring_len(), 1);
+        assert_eq!(s.random_expiring(), Some(b));
+        assert_eq!(s.stats().expiring(), 1);
+    }
+
+    #[test]
+    fn weights_can_change_in_place() {
+        let h = RandomState::new();
+        let (mut s, usage) = shard();
+        let a = put(&mut s, &h, "a", 1, 0);
+        s.set_weight(a, 35);
+        assert_eq!(s.weight(), 35);
+        assert_eq!(usage.weight(), 35);
+    }
+
+    #[test]
+    fn the_table_survives_growth_and_churn() {
+        let h = RandomState::new();
+        let (mut s, _) = shard();
+        for i in 0..5_000u32 {
+            put(&mut s, &h, &i.to_string(), i, 0);
+        }
+        for i in (0..5_000u32).filter(|i| i % 3 == 0) {
+            let k = i.to_string();
+            let pos = s.find(h.hash_one(&k), k.as_str());
+            assert!(pos.and_then(|p| s.remove(p)).is_some());
+        }
+        for i in 0..5_000u32 {
+            let k = i.to_string();
+            let found = s.find(h.hash_one(&k), k.as_str()).and_then(|p| s.node(p));
+            assert_eq!(found.map(|n| n.value), (i % 3 != 0).then_some(i));
+        }
+        let taken = s.take_all();
+        assert_eq!(taken.len(), 5_000 - 1_667);
+        assert_eq!((s.len(), s.weight(), s.expiring_len()), (0, 0, 0));
+    }
+}
