@@ -1,0 +1,1 @@
+//! Cachalot benches: criterion benches in `benches/`, the redis-benchmark harness in `src/bin/`.

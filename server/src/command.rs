@@ -1,0 +1,234 @@
+//! The command table and dispatch. From a command name to its handler is one lookup in
+//! [`table`] and one file per family: `string`, `keys`, `hash`, `connection`, `server`.
+
+pub mod client;
+pub mod connection;
+pub mod hash;
+pub mod info;
+pub mod introspect;
+pub mod keys;
+pub mod server;
+pub mod string;
+pub mod table;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use cachalot_protocol::encode;
+use cachalot_protocol::ProtocolVersion;
+
+use crate::error::CommandError;
+use crate::net::session::Session;
+use crate::node::Node;
+use table::{CommandSpec, Flags, COMMANDS};
+
+/// What a handler returns; `Ok` means it wrote its reply into the context.
+pub type CommandResult = Result<(), CommandError>;
+
+/// A command's implementation. `args[0]` is the command name as sent.
+pub type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> CommandResult;
+
+/// Longest command name looked up (longer ones are unknown).
+const MAX_COMMAND_NAME_BYTES: usize = 32;
+/// Bytes of each argument quoted in an unknown-command error, as Redis does.
+const UNKNOWN_COMMAND_ARGS_BYTES: usize = 128;
+
+/// What a handler may touch: the node, its own session, and the reply buffer.
+pub struct Ctx<'a> {
+    /// Shared node state.
+    pub node: &'a Arc<Node>,
+    /// This connection's state.
+    pub session: &'a mut Session,
+    /// Replies queued for this connection.
+    pub out: &'a mut BytesMut,
+}
+
+impl Ctx<'_> {
+    /// The connection's protocol version.
+    pub fn version(&self) -> ProtocolVersion {
+        self.session.version
+    }
+    /// `+OK`.
+    pub fn ok(&mut self) -> CommandResult {
+        encode::write_ok(self.out);
+        Ok(())
+    }
+    /// A simple string.
+    pub fn simple(&mut self, s: &[u8]) -> CommandResult {
+        encode::write_simple(self.out, s);
+        Ok(())
+    }
+    /// A bulk string.
+    pub fn bulk(&mut self, b: &[u8]) -> CommandResult {
+        encode::write_bulk(self.out, b);
+        Ok(())
+    }
+    /// A null bulk string (RESP3 null).
+    pub fn null(&mut self) -> CommandResult {
+        encode::write_null(self.out, self.session.version);
+        Ok(())
+    }
+    /// A null array (RESP3 null).
+    pub fn null_array(&mut self) -> CommandResult {
+        encode::write_null_array(self.out, self.session.version);
+        Ok(())
+    }
+    /// An integer.
+    pub fn int(&mut self, n: i64) -> CommandResult {
+        encode::write_integer(self.out, n);
+        Ok(())
+    }
+    /// An array header; the caller writes `len` elements next.
+    pub fn array(&mut self, len: usize) {
+        encode::write_array_header(self.out, len);
+    }
+    /// A map header (an array of 2·len in RESP2); the caller writes `len` pairs next.
+    pub fn map(&mut self, len: usize) {
+        encode::write_map_header(self.out, len, self.session.version);
+    }
+    /// A set header (an array in RESP2).
+    pub fn set(&mut self, len: usize) {
+        encode::write_set_header(self.out, len, self.session.version);
+    }
+    /// A double (a bulk string in RESP2).
+    pub fn double(&mut self, v: f64) -> CommandResult {
+        encode::write_double(self.out, v, self.session.version);
+        Ok(())
+    }
+    /// A verbatim text (a bulk string in RESP2), as `INFO` and `CLIENT LIST` reply.
+    pub fn verbatim(&mut self, text: &[u8]) -> CommandResult {
+        encode::write_verbatim(self.out, b"txt", text, self.session.version);
+        Ok(())
+    }
+    /// An array of bulk strings.
+    pub fn bulk_array<I, B>(&mut self, items: I) -> CommandResult
+    where
+        I: ExactSizeIterator<Item = B>,
+        B: AsRef<[u8]>,
+    {
+        self.array(items.len());
+        for item in items {
+            encode::write_bulk(self.out, item.as_ref());
+        }
+        Ok(())
+    }
+    /// An error reply built from an error value.
+    pub fn error(&mut self, e: &CommandError) {
+        encode::write_error(self.out, e.to_string().as_bytes());
+    }
+}
+
+fn lookup_map() -> &'static HashMap<&'static str, (u16, &'static CommandSpec)> {
+    static MAP: OnceLock<HashMap<&'static str, (u16, &'static CommandSpec)>> = OnceLock::new();
+    MAP.get_or_init(|| {
+        COMMANDS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name, (u16::try_from(i).unwrap_or(u16::MAX), c)))
+            .collect()
+    })
+}
+
+/// Finds a command by name, ignoring ASCII case, with no allocation.
+pub fn lookup(name: &[u8]) -> Option<(u16, &'static CommandSpec)> {
+    if name.len() > MAX_COMMAND_NAME_BYTES {
+        return None;
+    }
+    let mut buf = [0u8; MAX_COMMAND_NAME_BYTES];
+    let lower = &mut buf[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    let s = std::str::from_utf8(lower).ok()?;
+    lookup_map().get(s).copied()
+}
+
+/// Runs one command and queues its reply.
+pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: &mut BytesMut) {
+    let Some(name) = args.first() else { return };
+    let handle = Arc::clone(&session.handle);
+    handle.commands.fetch_add(1, Ordering::Relaxed);
+    let found = lookup(name);
+    let mut ctx = Ctx { node, session, out };
+    let Some((index, spec)) = found else {
+        let e = unknown_command(&args);
+        node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+        ctx.error(&e);
+        return;
+    };
+    handle.last_command.store(index, Ordering::Relaxed);
+    if !ctx.session.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
+        node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+        ctx.error(&CommandError::NoAuth);
+        return;
+    }
+    if !spec.arity_ok(args.len()) {
+        node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+        ctx.error(&CommandError::WrongArity(spec.name.to_string()));
+        return;
+    }
+    let slower_than = node.settings.slowlog_slower_than.load(Ordering::Relaxed);
+    let started = (slower_than >= 0).then(Instant::now);
+    if let Err(e) = (spec.handler)(&mut ctx, &args) {
+        node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+        ctx.error(&e);
+    }
+    if let Some(started) = started {
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if micros >= slower_than.unsigned_abs() && !spec.flags.contains(Flags::NO_SLOWLOG) {
+            let max_len = node.settings.slowlog_max_len.load(Ordering::Relaxed);
+            node.slowlog.push(
+                &args,
+                micros,
+                crate::node::unix_millis() / 1000,
+                handle.addr.to_string(),
+                handle.name.lock().clone(),
+                usize::try_from(max_len).unwrap_or(usize::MAX),
+            );
+        }
+    }
+}
+
+/// Redis's text for an unknown command, quoting the start of its arguments.
+fn unknown_command(args: &[Bytes]) -> CommandError {
+    let name = String::from_utf8_lossy(&args[0][..args[0].len().min(UNKNOWN_COMMAND_ARGS_BYTES)]);
+    let mut msg = format!("ERR unknown command '{name}', with args beginning with: ");
+    let mut budget = UNKNOWN_COMMAND_ARGS_BYTES;
+    for a in &args[1..] {
+        if budget == 0 {
+            break;
+        }
+        let take = a.len().min(budget);
+        budget -= take;
+        msg.push('\'');
+        msg.push_str(&String::from_utf8_lossy(&a[..take]));
+        msg.push_str("' ");
+    }
+    CommandError::Other(msg)
+}
+
+/// Whether `arg` equals `word`, ignoring ASCII case (option parsing).
+pub fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// Parses an integer argument.
+pub fn int_arg(arg: &[u8]) -> Result<i64, CommandError> {
+    crate::value::parse_i64(arg).ok_or(CommandError::NotInteger)
+}
+
+/// Copies an argument that will be stored, so the stored bytes do not keep the whole
+/// read buffer they were sliced from alive.
+pub fn owned(arg: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(arg)
+}
+
+/// The unknown-subcommand error for container commands (`CLIENT`, `CONFIG`, ...).
+pub fn unknown_subcommand(command: &str, sub: &[u8]) -> CommandError {
+    CommandError::UnknownSubcommand {
+        sub: String::from_utf8_lossy(sub).into_owned(),
+        command: command.to_ascii_uppercase(),
+    }
+}

@@ -1,0 +1,292 @@
+//! `CLIENT` subcommands.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::keys::{check_subcommand, help_reply};
+use super::table::{Subcommand, COMMANDS};
+use super::{int_arg, is, CommandResult, Ctx};
+use crate::error::CommandError;
+use crate::net::registry::ClientHandle;
+
+/// `CLIENT` subcommands.
+pub static SUBCOMMANDS: &[Subcommand] = &[
+    Subcommand { name: "id", arity: 2, summary: "Returns the unique client ID of the connection.", syntax: "" },
+    Subcommand { name: "setname", arity: 3, summary: "Sets the connection name.", syntax: "connection-name" },
+    Subcommand { name: "getname", arity: 2, summary: "Returns the name of the connection.", syntax: "" },
+    Subcommand { name: "list", arity: -2, summary: "Lists open connections.", syntax: "[TYPE NORMAL | MASTER | REPLICA | PUBSUB] [ID client-id [client-id ...]]" },
+    Subcommand { name: "info", arity: 2, summary: "Returns information about the connection.", syntax: "" },
+    Subcommand { name: "kill", arity: -3, summary: "Terminates open connections.", syntax: "ip:port | [ID client-id] [TYPE NORMAL | MASTER | REPLICA | PUBSUB] [USER username] [ADDR ip:port] [LADDR ip:port] [SKIPME YES | NO] [MAXAGE maxage]" },
+    Subcommand { name: "setinfo", arity: 4, summary: "Sets information specific to the client or connection.", syntax: "LIB-NAME libname | LIB-VER libver" },
+    Subcommand { name: "help", arity: 2, summary: "Returns helpful text about the different subcommands.", syntax: "" },
+];
+
+const HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "    * ID <client-id>",
+    "      Kill connections by client id.",
+    "    * MAXAGE <maxage>",
+    "      Kill connections older than the specified age.",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "    * ID <client-id> [<client-id> ...]",
+    "      Return clients of specified IDs only.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "SETINFO <option> <value>",
+    "    Set client meta attr. Options are:",
+    "    * LIB-NAME: the client lib name.",
+    "    * LIB-VER: the client lib version.",
+    "HELP",
+    "    Print this help.",
+];
+
+/// Whether a client name or library attribute is acceptable (printable, no spaces), as
+/// Redis requires so that `CLIENT LIST` stays parseable.
+pub fn valid_name(name: &[u8]) -> bool {
+    name.iter().all(|&c| (b'!'..=b'~').contains(&c))
+}
+
+/// `CLIENT`: see the command table for syntax.
+pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    check_subcommand(args, SUBCOMMANDS, "client")?;
+    let sub = &args[1];
+    let handle = Arc::clone(&ctx.session.handle);
+    if is(sub, "id") {
+        ctx.int(i64::try_from(handle.id.0).unwrap_or(i64::MAX))
+    } else if is(sub, "setname") {
+        if !valid_name(&args[2]) {
+            return Err(CommandError::Other(
+                "ERR Client names cannot contain spaces, newlines or special characters.".into(),
+            ));
+        }
+        *handle.name.lock() = Bytes::copy_from_slice(&args[2]);
+        ctx.ok()
+    } else if is(sub, "getname") {
+        let name = handle.name.lock().clone();
+        if name.is_empty() {
+            ctx.null()
+        } else {
+            ctx.bulk(&name)
+        }
+    } else if is(sub, "list") {
+        list(ctx, &args[2..])
+    } else if is(sub, "info") {
+        let mut line = describe(&handle);
+        line.push('\n');
+        ctx.verbatim(line.as_bytes())
+    } else if is(sub, "kill") {
+        kill(ctx, &args[2..])
+    } else if is(sub, "setinfo") {
+        setinfo(ctx, &args[2], &args[3])
+    } else {
+        help_reply(ctx, HELP)
+    }
+}
+
+fn list(ctx: &mut Ctx<'_>, opts: &[Bytes]) -> CommandResult {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut i = 0;
+    while i < opts.len() {
+        if is(&opts[i], "type") && i + 1 < opts.len() {
+            let t = &opts[i + 1];
+            if !(is(t, "normal") || is(t, "master") || is(t, "replica") || is(t, "pubsub")) {
+                return Err(CommandError::Other(format!(
+                    "ERR Unknown client type '{}'",
+                    String::from_utf8_lossy(t)
+                )));
+            }
+            // Every client here is a normal one.
+            if !is(t, "normal") {
+                ids = Some(Vec::new());
+            }
+            i += 2;
+        } else if is(&opts[i], "id") && i + 1 < opts.len() {
+            let mut v = Vec::new();
+            for a in &opts[i + 1..] {
+                let id = int_arg(a)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| CommandError::Other("ERR Invalid client ID".into()))?;
+                v.push(id.unsigned_abs());
+            }
+            ids = Some(v);
+            i = opts.len();
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    let mut text = String::new();
+    for c in ctx.node.clients.snapshot() {
+        if ids.as_ref().is_none_or(|ids| ids.contains(&c.id.0)) {
+            text.push_str(&describe(&c));
+            text.push('\n');
+        }
+    }
+    ctx.verbatim(text.as_bytes())
+}
+
+/// One `CLIENT LIST` line in Redis 7's field order.
+fn describe(c: &ClientHandle) -> String {
+    let name = String::from_utf8_lossy(&c.name.lock()).into_owned();
+    let (lib_name, lib_ver) = {
+        let lib = c.lib.lock();
+        (
+            String::from_utf8_lossy(&lib.0).into_owned(),
+            String::from_utf8_lossy(&lib.1).into_owned(),
+        )
+    };
+    let cmd = COMMANDS
+        .get(usize::from(c.last_command.load(Ordering::Relaxed)))
+        .map_or("NULL", |s| s.name);
+    let mut s = String::with_capacity(256);
+    let _ = write!(
+        s,
+        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 \
+         multi=-1 watch=0 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 \
+         omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+        c.id.0,
+        c.addr,
+        c.laddr,
+        name,
+        c.created.elapsed().as_secs(),
+        c.idle_secs(),
+        c.query_buffer.load(Ordering::Relaxed),
+        cmd,
+        c.resp.load(Ordering::Relaxed),
+        lib_name,
+        lib_ver,
+    );
+    s
+}
+
+/// One `CLIENT KILL` filter: whether a client matches.
+type ClientFilter = Box<dyn Fn(&ClientHandle) -> bool>;
+
+fn kill(ctx: &mut Ctx<'_>, opts: &[Bytes]) -> CommandResult {
+    let me = ctx.session.handle.id;
+    let clients = ctx.node.clients.snapshot();
+    if opts.len() == 1 {
+        // Old form: CLIENT KILL ip:port.
+        let addr = String::from_utf8_lossy(&opts[0]);
+        let Some(c) = clients.iter().find(|c| c.addr.to_string() == addr) else {
+            return Err(CommandError::Other("ERR No such client".into()));
+        };
+        c.kill.cancel();
+        if c.id == me {
+            ctx.session.close_after_reply = true;
+        }
+        return ctx.ok();
+    }
+    if opts.len() % 2 != 0 {
+        return Err(CommandError::Syntax);
+    }
+    let mut skipme = true;
+    let mut filters: Vec<ClientFilter> = Vec::new();
+    for pair in opts.chunks_exact(2) {
+        let (opt, val) = (&pair[0], pair[1].clone());
+        if is(opt, "id") {
+            let id = int_arg(&val).ok().filter(|n| *n > 0).ok_or_else(|| {
+                CommandError::Other("ERR client-id should be greater than 0".into())
+            })?;
+            filters.push(Box::new(move |c| c.id.0 == id.unsigned_abs()));
+        } else if is(opt, "addr") {
+            filters.push(Box::new(move |c| c.addr.to_string().as_bytes() == &val[..]));
+        } else if is(opt, "laddr") {
+            filters.push(Box::new(move |c| {
+                c.laddr.to_string().as_bytes() == &val[..]
+            }));
+        } else if is(opt, "type") {
+            if !(is(&val, "normal")
+                || is(&val, "master")
+                || is(&val, "replica")
+                || is(&val, "pubsub"))
+            {
+                return Err(CommandError::Other(format!(
+                    "ERR Unknown client type '{}'",
+                    String::from_utf8_lossy(&val)
+                )));
+            }
+            let normal = is(&val, "normal");
+            filters.push(Box::new(move |_| normal));
+        } else if is(opt, "user") {
+            filters.push(Box::new(move |_| &val[..] == b"default"));
+        } else if is(opt, "skipme") {
+            skipme = if is(&val, "yes") {
+                true
+            } else if is(&val, "no") {
+                false
+            } else {
+                return Err(CommandError::Syntax);
+            };
+        } else if is(opt, "maxage") {
+            let age = int_arg(&val)?;
+            filters.push(Box::new(move |c| {
+                i64::try_from(c.created.elapsed().as_secs()).unwrap_or(i64::MAX) >= age
+            }));
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    let mut killed = 0;
+    for c in &clients {
+        if (skipme && c.id == me) || !filters.iter().all(|f| f(c)) {
+            continue;
+        }
+        c.kill.cancel();
+        if c.id == me {
+            ctx.session.close_after_reply = true;
+        }
+        killed += 1;
+    }
+    ctx.int(killed)
+}
+
+fn setinfo(ctx: &mut Ctx<'_>, attr: &Bytes, value: &Bytes) -> CommandResult {
+    let lib_name = is(attr, "lib-name");
+    if !lib_name && !is(attr, "lib-ver") {
+        return Err(CommandError::Other(format!(
+            "ERR Unrecognized option '{}'",
+            String::from_utf8_lossy(attr)
+        )));
+    }
+    if !valid_name(value) {
+        let what = if lib_name { "lib-name" } else { "lib-ver" };
+        return Err(CommandError::Other(format!(
+            "ERR {what} cannot contain spaces, newlines or special characters."
+        )));
+    }
+    let mut lib = ctx.session.handle.lib.lock();
+    if lib_name {
+        lib.0 = Bytes::copy_from_slice(value);
+    } else {
+        lib.1 = Bytes::copy_from_slice(value);
+    }
+    drop(lib);
+    ctx.ok()
+}

@@ -1,0 +1,547 @@
+//! String commands: GET, SET and its variants, counters, APPEND, ranges.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use cachalot_protocol::encode;
+
+use super::{int_arg, is, owned, CommandResult, Ctx};
+use crate::error::CommandError;
+use crate::value::{format_f64, parse_f64, parse_i64, Value};
+
+/// A string value read out of the store (copied or cloned out before the lock is released).
+pub enum Got {
+    /// No such key.
+    Missing,
+    /// A string.
+    Str(Bytes),
+    /// A string kept as an integer.
+    Int(i64),
+    /// Another type.
+    WrongType,
+}
+
+impl Got {
+    /// Reads a stored value.
+    pub fn of(v: &Value) -> Got {
+        match v {
+            Value::Str(b) => Got::Str(b.clone()),
+            Value::Int(n) => Got::Int(*n),
+            Value::Hash(_) => Got::WrongType,
+        }
+    }
+
+    /// Writes it as a reply: bulk, null, or WRONGTYPE.
+    pub fn reply(self, ctx: &mut Ctx<'_>) -> CommandResult {
+        match self {
+            Got::Missing => ctx.null(),
+            Got::Str(b) => ctx.bulk(&b),
+            Got::Int(n) => ctx.bulk(itoa::Buffer::new().format(n).as_bytes()),
+            Got::WrongType => Err(CommandError::WrongType),
+        }
+    }
+
+    /// Writes it as an element of a multi-key reply, where other types read as null.
+    fn reply_lenient(self, ctx: &mut Ctx<'_>) {
+        match self {
+            Got::Str(b) => encode::write_bulk(ctx.out, &b),
+            Got::Int(n) => encode::write_bulk(ctx.out, itoa::Buffer::new().format(n).as_bytes()),
+            Got::Missing | Got::WrongType => encode::write_null(ctx.out, ctx.session.version),
+        }
+    }
+}
+
+fn get_string(ctx: &Ctx<'_>, key: &[u8]) -> Got {
+    ctx.node
+        .store
+        .get_with(key, Got::of)
+        .unwrap_or(Got::Missing)
+}
+
+/// `GET`: see the command table for syntax.
+pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    get_string(ctx, &args[1]).reply(ctx)
+}
+
+/// How a write sets the key's expiry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpiryArg {
+    /// Remove any expiry (plain SET).
+    Clear,
+    /// Keep the current expiry (`KEEPTTL`).
+    Keep,
+    /// Expire at this unix time in milliseconds.
+    At(u64),
+}
+
+/// Turns a relative or absolute expiry argument into absolute unix milliseconds, with
+/// Redis's checks: not an integer → not-an-integer error; ≤ 0 or overflowing → invalid
+/// expire time for `command`.
+pub fn expiry_millis(
+    ctx: &Ctx<'_>,
+    arg: &[u8],
+    unit_millis: i64,
+    absolute: bool,
+    command: &'static str,
+) -> Result<u64, CommandError> {
+    let n = int_arg(arg)?;
+    if n <= 0 {
+        return Err(CommandError::InvalidExpire(command));
+    }
+    let ms = n
+        .checked_mul(unit_millis)
+        .ok_or(CommandError::InvalidExpire(command))?;
+    let at = if absolute {
+        ms
+    } else {
+        i64::try_from(ctx.node.now_millis())
+            .ok()
+            .and_then(|now| now.checked_add(ms))
+            .ok_or(CommandError::InvalidExpire(command))?
+    };
+    u64::try_from(at).map_err(|_| CommandError::InvalidExpire(command))
+}
+
+/// Parses one `EX|PX|EXAT|PXAT <n>` option at `args[i]`; returns the expiry and how many
+/// arguments it used, or `None` if `args[i]` is not one of them.
+fn parse_expiry_option(
+    ctx: &Ctx<'_>,
+    args: &[Bytes],
+    i: usize,
+    command: &'static str,
+) -> Result<Option<u64>, CommandError> {
+    let (unit, absolute) = match &args[i] {
+        a if is(a, "ex") => (1000, false),
+        a if is(a, "px") => (1, false),
+        a if is(a, "exat") => (1000, true),
+        a if is(a, "pxat") => (1, true),
+        _ => return Ok(None),
+    };
+    let value = args.get(i + 1).ok_or(CommandError::Syntax)?;
+    expiry_millis(ctx, value, unit, absolute, command).map(Some)
+}
+
+/// `SET`: see the command table for syntax.
+pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let (mut nx, mut xx, mut get, mut expiry) = (false, false, false, None::<ExpiryArg>);
+    let mut i = 3;
+    while i < args.len() {
+        let a = &args[i];
+        if is(a, "nx") && !xx {
+            nx = true;
+        } else if is(a, "xx") && !nx {
+            xx = true;
+        } else if is(a, "get") {
+            get = true;
+        } else if is(a, "keepttl") && expiry.is_none() {
+            expiry = Some(ExpiryArg::Keep);
+        } else if expiry.is_none() && i + 1 < args.len() {
+            match parse_expiry_option(ctx, args, i, "set")? {
+                Some(at) => {
+                    expiry = Some(ExpiryArg::At(at));
+                    i += 1;
+                }
+                None => return Err(CommandError::Syntax),
+            }
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        i += 1;
+    }
+    let expiry = expiry.unwrap_or(ExpiryArg::Clear);
+    let value = Value::from_bytes(owned(&args[2]));
+    let store = &ctx.node.store;
+    if !nx && !xx && !get && expiry != ExpiryArg::Keep {
+        let at = match expiry {
+            ExpiryArg::At(at) => Some(at),
+            _ => None,
+        };
+        store.insert_with_expiry(owned(&args[1]), value, at)?;
+        return ctx.ok();
+    }
+    let outcome = store.compute(owned(&args[1]), |e| {
+        let old = e.get().map_or(Got::Missing, Got::of);
+        if get && matches!(old, Got::WrongType) {
+            return Err(CommandError::WrongType);
+        }
+        let exists = e.is_occupied();
+        if (nx && exists) || (xx && !exists) {
+            return Ok((false, old));
+        }
+        e.insert(value);
+        match expiry {
+            ExpiryArg::Clear => e.set_expire_at(None),
+            ExpiryArg::At(at) => e.set_expire_at(Some(at)),
+            ExpiryArg::Keep => {}
+        }
+        Ok((true, old))
+    })??;
+    match (get, outcome) {
+        (true, (_, old)) => old.reply(ctx),
+        (false, (true, _)) => ctx.ok(),
+        (false, (false, _)) => ctx.null(),
+    }
+}
+
+/// `SETNX`: see the command table for syntax.
+pub fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let value = Value::from_bytes(owned(&args[2]));
+    let set = ctx.node.store.compute(owned(&args[1]), |e| {
+        if e.is_occupied() {
+            false
+        } else {
+            e.insert(value);
+            e.set_expire_at(None);
+            true
+        }
+    })?;
+    ctx.int(i64::from(set))
+}
+
+fn set_with_expiry(
+    ctx: &mut Ctx<'_>,
+    args: &[Bytes],
+    unit: i64,
+    command: &'static str,
+) -> CommandResult {
+    let at = expiry_millis(ctx, &args[2], unit, false, command)?;
+    let value = Value::from_bytes(owned(&args[3]));
+    ctx.node
+        .store
+        .insert_with_expiry(owned(&args[1]), value, Some(at))?;
+    ctx.ok()
+}
+
+/// `SETEX`: see the command table for syntax.
+pub fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    set_with_expiry(ctx, args, 1000, "setex")
+}
+
+/// `PSETEX`: see the command table for syntax.
+pub fn psetex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    set_with_expiry(ctx, args, 1, "psetex")
+}
+
+/// `GETSET`: see the command table for syntax.
+pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let value = Value::from_bytes(owned(&args[2]));
+    let old = ctx.node.store.compute(owned(&args[1]), |e| {
+        let old = e.get().map_or(Got::Missing, Got::of);
+        if !matches!(old, Got::WrongType) {
+            e.insert(value);
+            e.set_expire_at(None);
+        }
+        old
+    })?;
+    old.reply(ctx)
+}
+
+/// `GETEX`: see the command table for syntax.
+pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    // None: leave the expiry alone; Some(None): PERSIST; Some(Some(at)): new expiry.
+    let mut change: Option<Option<u64>> = None;
+    let mut i = 2;
+    while i < args.len() {
+        if change.is_some() {
+            return Err(CommandError::Syntax);
+        }
+        if is(&args[i], "persist") {
+            change = Some(None);
+        } else {
+            match parse_expiry_option(ctx, args, i, "getex")? {
+                Some(at) => {
+                    change = Some(Some(at));
+                    i += 1;
+                }
+                None => return Err(CommandError::Syntax),
+            }
+        }
+        i += 1;
+    }
+    let Some(change) = change else {
+        return get_string(ctx, &args[1]).reply(ctx);
+    };
+    let now = ctx.node.now_millis();
+    let got = ctx.node.store.compute(owned(&args[1]), |e| {
+        let got = e.get().map_or(Got::Missing, Got::of);
+        if matches!(got, Got::Str(_) | Got::Int(_)) {
+            match change {
+                Some(at) if at <= now => {
+                    e.remove();
+                }
+                other => e.set_expire_at(other),
+            }
+        }
+        got
+    })?;
+    got.reply(ctx)
+}
+
+/// `GETDEL`: see the command table for syntax.
+pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let got = ctx.node.store.compute(owned(&args[1]), |e| {
+        let got = e.get().map_or(Got::Missing, Got::of);
+        if matches!(got, Got::Str(_) | Got::Int(_)) {
+            e.remove();
+        }
+        got
+    })?;
+    got.reply(ctx)
+}
+
+/// `MGET`: see the command table for syntax.
+pub fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    ctx.array(args.len() - 1);
+    for key in &args[1..] {
+        get_string(ctx, key).reply_lenient(ctx);
+    }
+    Ok(())
+}
+
+fn check_pairs(args: &[Bytes]) -> Result<(), CommandError> {
+    if args.len() % 2 == 0 {
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        return Err(CommandError::WrongArity(name));
+    }
+    Ok(())
+}
+
+/// `MSET`: see the command table for syntax.
+pub fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    check_pairs(args)?;
+    for pair in args[1..].chunks_exact(2) {
+        let value = Value::from_bytes(owned(&pair[1]));
+        ctx.node
+            .store
+            .insert_with_expiry(owned(&pair[0]), value, None)?;
+    }
+    ctx.ok()
+}
+
+/// `MSETNX`: see the command table for syntax.
+pub fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    check_pairs(args)?;
+    let pairs = || args[1..].chunks_exact(2);
+    if pairs().any(|p| ctx.node.store.contains(&p[0][..])) {
+        return ctx.int(0);
+    }
+    for pair in pairs() {
+        let value = Value::from_bytes(owned(&pair[1]));
+        ctx.node
+            .store
+            .insert_with_expiry(owned(&pair[0]), value, None)?;
+    }
+    ctx.int(1)
+}
+
+/// Adds `delta` to the integer at `key` (0 if missing), keeping its expiry.
+fn incr_by(ctx: &mut Ctx<'_>, key: &Bytes, delta: i64) -> CommandResult {
+    let n = ctx.node.store.compute(owned(key), |e| {
+        let current = match e.get() {
+            None => 0,
+            Some(Value::Int(n)) => *n,
+            Some(Value::Str(b)) => parse_i64(b).ok_or(CommandError::NotInteger)?,
+            Some(Value::Hash(_)) => return Err(CommandError::WrongType),
+        };
+        let next = current.checked_add(delta).ok_or(CommandError::Overflow)?;
+        match e.get_mut() {
+            Some(v) => *v = Value::Int(next),
+            None => {
+                e.insert(Value::Int(next));
+            }
+        }
+        Ok(next)
+    })??;
+    ctx.int(n)
+}
+
+/// `INCR`: see the command table for syntax.
+pub fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    incr_by(ctx, &args[1], 1)
+}
+
+/// `DECR`: see the command table for syntax.
+pub fn decr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    incr_by(ctx, &args[1], -1)
+}
+
+/// `INCRBY`: see the command table for syntax.
+pub fn incrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let delta = int_arg(&args[2])?;
+    incr_by(ctx, &args[1], delta)
+}
+
+/// `DECRBY`: see the command table for syntax.
+pub fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let delta = int_arg(&args[2])?;
+    let delta = delta
+        .checked_neg()
+        .ok_or_else(|| CommandError::Other("ERR decrement would overflow".into()))?;
+    incr_by(ctx, &args[1], delta)
+}
+
+/// `INCRBYFLOAT`: see the command table for syntax.
+pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let delta = parse_f64(&args[2]).ok_or(CommandError::NotFloat)?;
+    let text = ctx.node.store.compute(owned(&args[1]), |e| {
+        let current = match e.get() {
+            None => 0.0,
+            Some(Value::Int(n)) => *n as f64,
+            Some(Value::Str(b)) => parse_f64(b).ok_or(CommandError::NotFloat)?,
+            Some(Value::Hash(_)) => return Err(CommandError::WrongType),
+        };
+        let next = current + delta;
+        if !next.is_finite() {
+            return Err(CommandError::NanOrInfinity);
+        }
+        let text = Bytes::from(format_f64(next));
+        match e.get_mut() {
+            Some(v) => *v = Value::Str(text.clone()),
+            None => {
+                e.insert(Value::Str(text.clone()));
+            }
+        }
+        Ok(text)
+    })??;
+    ctx.bulk(&text)
+}
+
+fn max_string_len(ctx: &Ctx<'_>) -> u64 {
+    ctx.node.settings.proto_max_bulk_len.load(Ordering::Relaxed)
+}
+
+/// `APPEND`: see the command table for syntax.
+pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let max = max_string_len(ctx);
+    let suffix = &args[2];
+    let len = ctx.node.store.compute(owned(&args[1]), |e| {
+        let joined = match e.get() {
+            None => owned(suffix),
+            Some(Value::Hash(_)) => return Err(CommandError::WrongType),
+            Some(v) => {
+                let current = v.to_string_bytes().unwrap_or_default();
+                if (current.len() + suffix.len()) as u64 > max {
+                    return Err(CommandError::StringTooLong);
+                }
+                let mut joined = Vec::with_capacity(current.len() + suffix.len());
+                joined.extend_from_slice(&current);
+                joined.extend_from_slice(suffix);
+                Bytes::from(joined)
+            }
+        };
+        let len = joined.len();
+        match e.get_mut() {
+            Some(v) => *v = Value::Str(joined),
+            None => {
+                e.insert(Value::Str(joined));
+            }
+        }
+        Ok(len)
+    })??;
+    ctx.int(i64::try_from(len).unwrap_or(i64::MAX))
+}
+
+/// `STRLEN`: see the command table for syntax.
+pub fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let len = match get_string(ctx, &args[1]) {
+        Got::Missing => 0,
+        Got::Str(b) => b.len(),
+        Got::Int(n) => itoa::Buffer::new().format(n).len(),
+        Got::WrongType => return Err(CommandError::WrongType),
+    };
+    ctx.int(i64::try_from(len).unwrap_or(i64::MAX))
+}
+
+/// Redis's clamping of `start`/`end` for `GETRANGE` over a string of `len` bytes; `None`
+/// for an empty range.
+pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = i64::try_from(len).unwrap_or(i64::MAX);
+    if (start < 0 && end < 0 && start > end) || len == 0 {
+        return None;
+    }
+    let mut start = if start < 0 { len + start } else { start };
+    let mut end = if end < 0 { len + end } else { end };
+    start = start.max(0);
+    end = end.max(0).min(len - 1);
+    if start > end {
+        return None;
+    }
+    Some((usize::try_from(start).ok()?, usize::try_from(end).ok()?))
+}
+
+/// `GETRANGE`: see the command table for syntax.
+pub fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let start = int_arg(&args[2])?;
+    let end = int_arg(&args[3])?;
+    let s = match get_string(ctx, &args[1]) {
+        Got::Missing => Bytes::new(),
+        Got::Str(b) => b,
+        Got::Int(n) => Bytes::copy_from_slice(itoa::Buffer::new().format(n).as_bytes()),
+        Got::WrongType => return Err(CommandError::WrongType),
+    };
+    match clamp_range(start, end, s.len()) {
+        Some((a, b)) => ctx.bulk(&s[a..=b]),
+        None => ctx.bulk(b""),
+    }
+}
+
+/// `SETRANGE`: see the command table for syntax.
+pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let offset = int_arg(&args[2])?;
+    let offset = usize::try_from(offset).map_err(|_| CommandError::OffsetOutOfRange)?;
+    let patch = &args[3];
+    let max = max_string_len(ctx);
+    if patch.is_empty() {
+        // Nothing to write: report the current length without creating the key.
+        return match get_string(ctx, &args[1]) {
+            Got::Missing => ctx.int(0),
+            Got::WrongType => Err(CommandError::WrongType),
+            Got::Str(b) => ctx.int(i64::try_from(b.len()).unwrap_or(i64::MAX)),
+            Got::Int(n) => ctx.int(i64::try_from(itoa::Buffer::new().format(n).len()).unwrap_or(0)),
+        };
+    }
+    let needed = offset
+        .checked_add(patch.len())
+        .filter(|&n| n as u64 <= max)
+        .ok_or(CommandError::StringTooLong)?;
+    let len = ctx.node.store.compute(owned(&args[1]), |e| {
+        let current = match e.get() {
+            None => Bytes::new(),
+            Some(Value::Hash(_)) => return Err(CommandError::WrongType),
+            Some(v) => v.to_string_bytes().unwrap_or_default(),
+        };
+        let mut buf = Vec::with_capacity(needed.max(current.len()));
+        buf.extend_from_slice(&current);
+        if buf.len() < needed {
+            buf.resize(needed, 0);
+        }
+        buf[offset..needed].copy_from_slice(patch);
+        let len = buf.len();
+        match e.get_mut() {
+            Some(v) => *v = Value::Str(Bytes::from(buf)),
+            None => {
+                e.insert(Value::Str(Bytes::from(buf)));
+            }
+        }
+        Ok(len)
+    })??;
+    ctx.int(i64::try_from(len).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clamp_range;
+
+    #[test]
+    fn ranges_clamp_like_redis() {
+        // "This is a string" has 16 bytes.
+        assert_eq!(clamp_range(0, 3, 16), Some((0, 3)));
+        assert_eq!(clamp_range(-3, -1, 16), Some((13, 15)));
+        assert_eq!(clamp_range(0, -1, 16), Some((0, 15)));
+        assert_eq!(clamp_range(10, 100, 16), Some((10, 15)));
+        assert_eq!(clamp_range(5, 3, 16), None);
+        assert_eq!(clamp_range(-1, -5, 16), None);
+        assert_eq!(clamp_range(0, 0, 0), None);
+        assert_eq!(clamp_range(-100, 2, 16), Some((0, 2)));
+    }
+}

@@ -1,0 +1,311 @@
+//! Node configuration: defaults, a TOML file, `CACHALOT_*` environment variables and flags.
+//!
+//! Precedence, lowest first: [`Config::default`], the file named by `--config`, environment
+//! variables, command-line flags. A single node needs none of them.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use cachalot_store::Policy;
+use serde::Deserialize;
+
+use crate::error::Error;
+
+/// Redis's default for `proto-max-bulk-len`: the largest string a client may send.
+const DEFAULT_MAX_BULK_BYTES: u64 = 512 * 1024 * 1024;
+/// Redis's default `maxclients`.
+const DEFAULT_MAX_CLIENTS: u32 = 10_000;
+/// Redis's default `slowlog-log-slower-than` (10 ms).
+const DEFAULT_SLOWLOG_SLOWER_THAN_MICROS: i64 = 10_000;
+/// Redis's default `slowlog-max-len`.
+const DEFAULT_SLOWLOG_MAX_LEN: u64 = 128;
+/// How long a graceful shutdown waits for connections to finish before it gives up.
+const DEFAULT_SHUTDOWN_TIMEOUT_MILLIS: u64 = 10_000;
+/// Redis's default `hz`: active expiry cycles per second.
+const DEFAULT_HZ: u32 = 10;
+
+/// Everything a node is started with. Build with [`Config::default`] and adjust the fields,
+/// or parse with [`Config::from_sources`]; check with [`Config::validate`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Address to listen on (`bind`); loopback by default.
+    pub bind: IpAddr,
+    /// TCP port (`port`); 0 picks a free one.
+    pub port: u16,
+    /// Memory bound in bytes for keys and values (`maxmemory`); 0 means none.
+    pub maxmemory: u64,
+    /// What happens at the bound (`maxmemory-policy`).
+    pub maxmemory_policy: Policy,
+    /// Connections served at once (`maxclients`).
+    pub maxclients: u32,
+    /// Seconds of idleness after which a client is closed (`timeout`); 0 means never.
+    pub timeout_secs: u64,
+    /// Password for the default user (`requirepass`).
+    pub requirepass: Option<String>,
+    /// Largest bulk string accepted from a client (`proto-max-bulk-len`).
+    pub proto_max_bulk_len: u64,
+    /// Commands slower than this many microseconds go to the slow log; negative disables.
+    pub slowlog_log_slower_than: i64,
+    /// Entries the slow log keeps.
+    pub slowlog_max_len: u64,
+    /// Redis's `lfu-log-factor`.
+    pub lfu_log_factor: u32,
+    /// Redis's `lfu-decay-time` in minutes.
+    pub lfu_decay_time: u32,
+    /// Active expiry cycles per second (`hz`).
+    pub hz: u32,
+    /// Storage shards (power of two); `None` lets the engine choose from the core count.
+    pub shards: Option<usize>,
+    /// How long graceful shutdown waits for in-flight work.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 6379,
+            maxmemory: 0,
+            maxmemory_policy: Policy::no_eviction(),
+            maxclients: DEFAULT_MAX_CLIENTS,
+            timeout_secs: 0,
+            requirepass: None,
+            proto_max_bulk_len: DEFAULT_MAX_BULK_BYTES,
+            slowlog_log_slower_than: DEFAULT_SLOWLOG_SLOWER_THAN_MICROS,
+            slowlog_max_len: DEFAULT_SLOWLOG_MAX_LEN,
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
+            hz: DEFAULT_HZ,
+            shards: None,
+            shutdown_timeout: Duration::from_millis(DEFAULT_SHUTDOWN_TIMEOUT_MILLIS),
+        }
+    }
+}
+
+/// The file format: every key optional, Redis's names in kebab case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    bind: Option<String>,
+    port: Option<u16>,
+    maxmemory: Option<toml::Value>,
+    maxmemory_policy: Option<String>,
+    maxclients: Option<u32>,
+    timeout: Option<u64>,
+    requirepass: Option<String>,
+    proto_max_bulk_len: Option<toml::Value>,
+    slowlog_log_slower_than: Option<i64>,
+    slowlog_max_len: Option<u64>,
+    lfu_log_factor: Option<u32>,
+    lfu_decay_time: Option<u32>,
+    hz: Option<u32>,
+    shards: Option<usize>,
+    shutdown_timeout_ms: Option<u64>,
+}
+
+/// One setting given as text (from a flag or an environment variable).
+pub type Override<'a> = (&'a str, &'a str);
+
+impl Config {
+    /// Builds the configuration from an optional TOML file and then name/value overrides
+    /// (environment first, then flags), each named as in the file (`maxmemory-policy`).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unreadable file, an unknown key or a bad value.
+    pub fn from_sources(file: Option<&Path>, overrides: &[Override<'_>]) -> Result<Config, Error> {
+        let mut config = Config::default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+            config.apply_file(&text)?;
+        }
+        for (name, value) in overrides {
+            config.set(name, value)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_file(&mut self, text: &str) -> Result<(), Error> {
+        let file: FileConfig =
+            toml::from_str(text).map_err(|e| Error::Config(format!("config file: {e}")))?;
+        let text_of = |v: &toml::Value| match v {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let pairs: Vec<(&str, Option<String>)> = vec![
+            ("bind", file.bind),
+            ("port", file.port.map(|v| v.to_string())),
+            ("maxmemory", file.maxmemory.as_ref().map(text_of)),
+            ("maxmemory-policy", file.maxmemory_policy),
+            ("maxclients", file.maxclients.map(|v| v.to_string())),
+            ("timeout", file.timeout.map(|v| v.to_string())),
+            ("requirepass", file.requirepass),
+            (
+                "proto-max-bulk-len",
+                file.proto_max_bulk_len.as_ref().map(text_of),
+            ),
+            (
+                "slowlog-log-slower-than",
+                file.slowlog_log_slower_than.map(|v| v.to_string()),
+            ),
+            (
+                "slowlog-max-len",
+                file.slowlog_max_len.map(|v| v.to_string()),
+            ),
+            ("lfu-log-factor", file.lfu_log_factor.map(|v| v.to_string())),
+            ("lfu-decay-time", file.lfu_decay_time.map(|v| v.to_string())),
+            ("hz", file.hz.map(|v| v.to_string())),
+            ("shards", file.shards.map(|v| v.to_string())),
+            (
+                "shutdown-timeout-ms",
+                file.shutdown_timeout_ms.map(|v| v.to_string()),
+            ),
+        ];
+        for (name, value) in pairs {
+            if let Some(value) = value {
+                self.set(name, &value)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets one setting from its text form, with Redis's names.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting for an unknown name or a bad value.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), Error> {
+        let bad = || Error::Config(format!("invalid value '{value}' for '{name}'"));
+        let num = |v: &str| v.trim().parse::<u64>().map_err(|_| bad());
+        match name {
+            "bind" => self.bind = value.trim().parse().map_err(|_| bad())?,
+            "port" => self.port = value.trim().parse().map_err(|_| bad())?,
+            "maxmemory" => self.maxmemory = parse_memory(value).ok_or_else(bad)?,
+            "maxmemory-policy" => {
+                self.maxmemory_policy = Policy::from_redis_name(value.trim()).ok_or_else(bad)?
+            }
+            "maxclients" => self.maxclients = u32::try_from(num(value)?).map_err(|_| bad())?,
+            "timeout" => self.timeout_secs = num(value)?,
+            "requirepass" => {
+                self.requirepass = (!value.is_empty()).then(|| value.to_string());
+            }
+            "proto-max-bulk-len" => {
+                self.proto_max_bulk_len = parse_memory(value).ok_or_else(bad)?
+            }
+            "slowlog-log-slower-than" => {
+                self.slowlog_log_slower_than = value.trim().parse().map_err(|_| bad())?
+            }
+            "slowlog-max-len" => self.slowlog_max_len = num(value)?,
+            "lfu-log-factor" => {
+                self.lfu_log_factor = u32::try_from(num(value)?).map_err(|_| bad())?
+            }
+            "lfu-decay-time" => {
+                self.lfu_decay_time = u32::try_from(num(value)?).map_err(|_| bad())?
+            }
+            "hz" => self.hz = u32::try_from(num(value)?).map_err(|_| bad())?,
+            "shards" => self.shards = Some(usize::try_from(num(value)?).map_err(|_| bad())?),
+            "shutdown-timeout-ms" => self.shutdown_timeout = Duration::from_millis(num(value)?),
+            _ => return Err(Error::Config(format!("unknown setting '{name}'"))),
+        }
+        Ok(())
+    }
+
+    /// Checks that the settings make sense together.
+    ///
+    /// # Errors
+    /// [`Error::Config`] describing the first problem found.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.maxclients == 0 {
+            return Err(Error::Config("maxclients must be at least 1".into()));
+        }
+        if self.proto_max_bulk_len < 1024 {
+            return Err(Error::Config(
+                "proto-max-bulk-len must be at least 1kb".into(),
+            ));
+        }
+        if !(1..=500).contains(&self.hz) {
+            return Err(Error::Config("hz must be between 1 and 500".into()));
+        }
+        if let Some(n) = self.shards {
+            if n == 0 || !n.is_power_of_two() || n > 4096 {
+                return Err(Error::Config(
+                    "shards must be a power of two between 1 and 4096".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses a memory amount the way Redis's `memtoull` does: a number with an optional unit
+/// (`k` = 1000, `kb` = 1024, `m`, `mb`, `g`, `gb`), case-insensitive.
+pub fn parse_memory(text: &str) -> Option<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mul)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let c = Config::from_sources(None, &[]).expect("defaults are valid");
+        assert_eq!(c.port, 6379);
+        assert_eq!(c.bind.to_string(), "127.0.0.1");
+        assert_eq!(c.maxmemory, 0);
+        assert_eq!(c.maxclients, 10_000);
+    }
+
+    #[test]
+    fn memory_amounts_parse_with_redis_units() {
+        assert_eq!(parse_memory("100"), Some(100));
+        assert_eq!(parse_memory("1kb"), Some(1024));
+        assert_eq!(parse_memory("1K"), Some(1000));
+        assert_eq!(parse_memory("2gb"), Some(2 << 30));
+        assert_eq!(parse_memory("12xb"), None);
+        assert_eq!(parse_memory(""), None);
+    }
+
+    #[test]
+    fn file_then_overrides_apply_in_order() {
+        let dir = std::env::temp_dir().join(format!("cachalot-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "port = 7000\nmaxmemory = \"10mb\"\nmaxmemory-policy = \"allkeys-lru\"\n",
+        )
+        .expect("write");
+        let c = Config::from_sources(Some(&path), &[("port", "7001")]).expect("valid");
+        assert_eq!(c.port, 7001);
+        assert_eq!(c.maxmemory, 10 << 20);
+        assert_eq!(c.maxmemory_policy.redis_name(), "allkeys-lru");
+        std::fs::write(&path, "prot = 1\n").expect("write");
+        assert!(Config::from_sources(Some(&path), &[]).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_setting_named() {
+        let err = Config::from_sources(None, &[("maxmemory-policy", "sometimes")])
+            .expect_err("bad policy");
+        assert!(err.to_string().contains("maxmemory-policy"));
+        assert!(Config::from_sources(None, &[("shards", "3")]).is_err());
+        assert!(Config::from_sources(None, &[("nonsense", "1")]).is_err());
+    }
+}

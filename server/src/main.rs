@@ -1,0 +1,181 @@
+//! The `cachalot-server` binary: flags and environment to a [`Config`], logging, signals.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use cachalot_server::config::Config;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+/// A Redis-protocol cache node. Every setting is optional; flags beat `CACHALOT_*`
+/// environment variables, which beat the config file.
+#[derive(Debug, Parser)]
+#[command(name = "cachalot-server", version, about)]
+struct Args {
+    /// TOML config file (keys named like Redis settings: port, maxmemory, ...).
+    #[arg(long, env = "CACHALOT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "CACHALOT_BIND")]
+    bind: Option<String>,
+    /// TCP port (0 picks a free port and logs it).
+    #[arg(long, env = "CACHALOT_PORT")]
+    port: Option<String>,
+    /// Memory bound for data, with Redis units (100mb, 1gb); 0 = none.
+    #[arg(long, env = "CACHALOT_MAXMEMORY")]
+    maxmemory: Option<String>,
+    /// noeviction, allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu,
+    /// volatile-random or volatile-ttl.
+    #[arg(long = "maxmemory-policy", env = "CACHALOT_MAXMEMORY_POLICY")]
+    maxmemory_policy: Option<String>,
+    /// Maximum simultaneous clients.
+    #[arg(long, env = "CACHALOT_MAXCLIENTS")]
+    maxclients: Option<String>,
+    /// Close clients idle for this many seconds (0 = never).
+    #[arg(long, env = "CACHALOT_TIMEOUT")]
+    timeout: Option<String>,
+    /// Require AUTH with this password.
+    #[arg(long, env = "CACHALOT_REQUIREPASS")]
+    requirepass: Option<String>,
+    /// Largest bulk string a client may send.
+    #[arg(long = "proto-max-bulk-len", env = "CACHALOT_PROTO_MAX_BULK_LEN")]
+    proto_max_bulk_len: Option<String>,
+    /// Slow log threshold in microseconds (negative disables).
+    #[arg(
+        long = "slowlog-log-slower-than",
+        env = "CACHALOT_SLOWLOG_LOG_SLOWER_THAN",
+        allow_hyphen_values = true
+    )]
+    slowlog_log_slower_than: Option<String>,
+    /// Slow log length.
+    #[arg(long = "slowlog-max-len", env = "CACHALOT_SLOWLOG_MAX_LEN")]
+    slowlog_max_len: Option<String>,
+    /// Redis's lfu-log-factor.
+    #[arg(long = "lfu-log-factor", env = "CACHALOT_LFU_LOG_FACTOR")]
+    lfu_log_factor: Option<String>,
+    /// Redis's lfu-decay-time (minutes).
+    #[arg(long = "lfu-decay-time", env = "CACHALOT_LFU_DECAY_TIME")]
+    lfu_decay_time: Option<String>,
+    /// Background cycles per second (active expiry).
+    #[arg(long, env = "CACHALOT_HZ")]
+    hz: Option<String>,
+    /// Storage shards (power of two); default from the core count.
+    #[arg(long, env = "CACHALOT_SHARDS")]
+    shards: Option<String>,
+    /// Worker threads (default: one per available core).
+    #[arg(long, env = "CACHALOT_THREADS")]
+    threads: Option<usize>,
+    /// Log filter, as RUST_LOG (error, warn, info, debug, trace).
+    #[arg(long = "log-level", env = "CACHALOT_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+}
+
+impl Args {
+    fn overrides(&self) -> Vec<(&'static str, &str)> {
+        let pairs: [(&'static str, &Option<String>); 14] = [
+            ("bind", &self.bind),
+            ("port", &self.port),
+            ("maxmemory", &self.maxmemory),
+            ("maxmemory-policy", &self.maxmemory_policy),
+            ("maxclients", &self.maxclients),
+            ("timeout", &self.timeout),
+            ("requirepass", &self.requirepass),
+            ("proto-max-bulk-len", &self.proto_max_bulk_len),
+            ("slowlog-log-slower-than", &self.slowlog_log_slower_than),
+            ("slowlog-max-len", &self.slowlog_max_len),
+            ("lfu-log-factor", &self.lfu_log_factor),
+            ("lfu-decay-time", &self.lfu_decay_time),
+            ("hz", &self.hz),
+            ("shards", &self.shards),
+        ];
+        pairs
+            .into_iter()
+            .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+            .collect()
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log_level)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let config = match Config::from_sources(args.config.as_deref(), &args.overrides()) {
+        Ok(c) => c,
+        Err(e) => {
+            error!(error = %e, "refusing to start");
+            return ExitCode::from(2);
+        }
+    };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(n) = args.threads {
+        runtime.worker_threads(n.max(1));
+    }
+    let runtime = match runtime.build() {
+        Ok(r) => r,
+        Err(e) => {
+            error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = %e, "exiting");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), cachalot_server::error::Error> {
+    let addr = std::net::SocketAddr::new(config.bind, config.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| cachalot_server::error::Error::Io {
+            context: format!("bind {addr}"),
+            source,
+        })?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    info!(pid = std::process::id(), "starting cachalot-server");
+    cachalot_server::net::listener::run(listener, config, shutdown).await
+}
+
+/// Turns SIGINT or SIGTERM into cancellation of the node.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    shutdown.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => info!("received SIGINT, shutting down"),
+            _ = term.recv() => info!("received SIGTERM, shutting down"),
+            _ = shutdown.cancelled() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::select! {
+            _ = ctrl_c => info!("received Ctrl-C, shutting down"),
+            _ = shutdown.cancelled() => {}
+        }
+    }
+    shutdown.cancel();
+}

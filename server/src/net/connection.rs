@@ -1,0 +1,197 @@
+//! One connection: read what the client sent, run every complete command in order, write
+//! all their replies in one batch.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use cachalot_protocol::{Limits, RequestDecoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::command;
+use crate::net::registry::ClientHandle;
+use crate::net::session::Session;
+use crate::node::Node;
+
+/// Free space made in the read buffer before each read.
+const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Replies queued past this size are written out before more commands run, so a client
+/// that pipelines many large reads cannot make its output buffer grow without bound.
+const OUTPUT_HIGH_WATER_BYTES: usize = 64 * 1024;
+/// A write that makes no progress for this long means the client stopped reading; the
+/// connection is closed.
+const WRITE_STALL_TIMEOUT_MILLIS: u64 = 30_000;
+/// Largest multibulk element count accepted (Redis accepts up to `INT_MAX`; we bound it).
+const MAX_MULTIBULK_LEN: usize = 1 << 20;
+/// Largest nesting depth; requests never nest, so this only guards the decoder.
+const MAX_DEPTH: usize = 32;
+/// Largest inline request, as Redis's `PROTO_INLINE_MAX_SIZE`.
+const MAX_INLINE_BYTES: usize = 64 * 1024;
+
+/// Why the read loop ended.
+enum Close {
+    /// The client closed, quit, was killed, timed out, or the node is shutting down.
+    Normal,
+    /// The socket failed.
+    Io(std::io::Error),
+}
+
+/// Serves one client until it leaves, is killed, or the node shuts down.
+pub async fn serve(
+    node: &Arc<Node>,
+    mut socket: TcpStream,
+    handle: Arc<ClientHandle>,
+    shutdown: CancellationToken,
+) {
+    let _ = socket.set_nodelay(true);
+    let authenticated = !node.requires_auth();
+    let mut session = Session::new(Arc::clone(&handle), authenticated);
+    let max_bulk = node.settings.proto_max_bulk_len.load(Ordering::Relaxed);
+    let limits = Limits {
+        max_bulk_len: usize::try_from(max_bulk).unwrap_or(usize::MAX),
+        max_array_len: MAX_MULTIBULK_LEN,
+        max_depth: MAX_DEPTH,
+        max_inline_len: MAX_INLINE_BYTES,
+    };
+    let mut decoder = RequestDecoder::new(limits);
+    let mut input = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut output = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    match read_loop(
+        node,
+        &mut socket,
+        &mut session,
+        &mut decoder,
+        &mut input,
+        &mut output,
+        &shutdown,
+    )
+    .await
+    {
+        Close::Normal => debug!("connection closed"),
+        Close::Io(e) => debug!(error = %e, "connection failed"),
+    }
+    let _ = socket.shutdown().await;
+    if let Some(h) = node.clients.unregister(handle.id) {
+        let stats = &node.stats;
+        stats
+            .commands_of_closed_clients
+            .fetch_add(h.commands.load(Ordering::Relaxed), Ordering::Relaxed);
+        stats
+            .input_bytes_of_closed_clients
+            .fetch_add(h.input_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
+        stats
+            .output_bytes_of_closed_clients
+            .fetch_add(h.output_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+}
+
+async fn read_loop(
+    node: &Arc<Node>,
+    socket: &mut TcpStream,
+    session: &mut Session,
+    decoder: &mut RequestDecoder,
+    input: &mut BytesMut,
+    output: &mut BytesMut,
+    shutdown: &CancellationToken,
+) -> Close {
+    let handle = Arc::clone(&session.handle);
+    loop {
+        input.reserve(READ_CHUNK_BYTES);
+        let idle = node.settings.timeout_secs.load(Ordering::Relaxed);
+        let read = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Close::Normal,
+            _ = handle.kill.cancelled() => return Close::Normal,
+            r = read_with_idle_timeout(socket, input, idle) => r,
+        };
+        let n = match read {
+            Ok(Some(0)) | Ok(None) => return Close::Normal,
+            Ok(Some(n)) => n,
+            Err(e) => return Close::Io(e),
+        };
+        handle.input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        handle.touch();
+        loop {
+            match decoder.decode(input) {
+                Ok(Some(args)) => {
+                    command::dispatch(node, session, args, output);
+                    if session.close_after_reply {
+                        let _ = write_out(socket, output, &handle).await;
+                        return Close::Normal;
+                    }
+                    if output.len() >= OUTPUT_HIGH_WATER_BYTES {
+                        if let Err(e) = write_out(socket, output, &handle).await {
+                            return Close::Io(e);
+                        }
+                    }
+                    if shutdown.is_cancelled() || handle.kill.is_cancelled() {
+                        let _ = write_out(socket, output, &handle).await;
+                        return Close::Normal;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    node.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                    debug!(error = %e, "protocol error; closing");
+                    output.extend_from_slice(b"-ERR ");
+                    output.extend_from_slice(e.to_string().as_bytes());
+                    output.extend_from_slice(b"\r\n");
+                    let _ = write_out(socket, output, &handle).await;
+                    return Close::Normal;
+                }
+            }
+        }
+        handle
+            .query_buffer
+            .store(input.len() as u64, Ordering::Relaxed);
+        if let Err(e) = write_out(socket, output, &handle).await {
+            return Close::Io(e);
+        }
+    }
+}
+
+/// Reads into `input`; `Ok(None)` when the client was idle for `idle_secs` (0 = forever).
+async fn read_with_idle_timeout(
+    socket: &mut TcpStream,
+    input: &mut BytesMut,
+    idle_secs: u64,
+) -> std::io::Result<Option<usize>> {
+    if idle_secs == 0 {
+        return socket.read_buf(input).await.map(Some);
+    }
+    match tokio::time::timeout(Duration::from_secs(idle_secs), socket.read_buf(input)).await {
+        Ok(r) => r.map(Some),
+        Err(_) => {
+            debug!(idle_secs, "closing idle client");
+            Ok(None)
+        }
+    }
+}
+
+/// Writes and clears `output`, failing if the client takes nothing for the stall timeout.
+async fn write_out(
+    socket: &mut TcpStream,
+    output: &mut BytesMut,
+    handle: &ClientHandle,
+) -> std::io::Result<()> {
+    let stall = Duration::from_millis(WRITE_STALL_TIMEOUT_MILLIS);
+    let total = output.len();
+    let mut written = 0;
+    while written < total {
+        match tokio::time::timeout(stall, socket.write(&output[written..])).await {
+            Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => written += n,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+        }
+    }
+    handle
+        .output_bytes
+        .fetch_add(total as u64, Ordering::Relaxed);
+    output.clear();
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! The accept loop: connection limits, accept back-off, and the graceful drain.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn, Instrument};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::node::Node;
+
+/// The reply Redis sends a connection over `maxclients` before closing it.
+const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
+/// First pause after a failed `accept` (for example EMFILE); doubles up to the maximum.
+const ACCEPT_BACKOFF_START_MILLIS: u64 = 5;
+/// Longest pause between failed `accept`s.
+const ACCEPT_BACKOFF_MAX_MILLIS: u64 = 1_000;
+
+/// Runs a node on `listener` until `shutdown` is cancelled (by the caller, a signal handler,
+/// or the `SHUTDOWN` command), then stops accepting, lets every connection finish the
+/// commands it has read, and returns once they have closed or `config.shutdown_timeout`
+/// has passed.
+///
+/// # Errors
+/// [`Error::Store`] or [`Error::Config`] if the configuration is refused.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    config.validate()?;
+    let drain = config.shutdown_timeout;
+    let hz = config.hz;
+    let node = Node::new(config, shutdown.clone())?;
+    if let Ok(addr) = listener.local_addr() {
+        node.port.store(u32::from(addr.port()), Ordering::Relaxed);
+        info!(%addr, "cachalot-server ready to accept connections");
+    }
+    let tracker = TaskTracker::new();
+    tracker.spawn(crate::cron::run(
+        Arc::clone(&node),
+        hz,
+        shutdown.child_token(),
+    ));
+    accept_loop(&listener, &node, &tracker, &shutdown).await;
+    drop(listener);
+    tracker.close();
+    info!("shutting down: waiting for connections to finish");
+    if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
+        warn!(
+            ?drain,
+            "connections still open at the shutdown deadline; closing them"
+        );
+    }
+    info!("cachalot-server is now ready to exit, bye bye");
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: &TcpListener,
+    node: &Arc<Node>,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) {
+    let active = Arc::new(AtomicUsize::new(0));
+    let mut backoff = ACCEPT_BACKOFF_START_MILLIS;
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        let (socket, addr) = match accepted {
+            Ok(pair) => {
+                backoff = ACCEPT_BACKOFF_START_MILLIS;
+                pair
+            }
+            Err(e) => {
+                warn!(error = %e, backoff_ms = backoff, "accept failed");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(backoff)) => {}
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX_MILLIS);
+                continue;
+            }
+        };
+        node.stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        let max = node.settings.maxclients.load(Ordering::Relaxed) as usize;
+        if active.fetch_add(1, Ordering::AcqRel) >= max {
+            active.fetch_sub(1, Ordering::AcqRel);
+            node.stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            // One non-blocking attempt: a client that cannot take 37 bytes right away
+            // just sees the close.
+            let _ = socket.try_write(MAX_CLIENTS_REPLY);
+            continue;
+        }
+        let laddr = socket.local_addr().unwrap_or(addr);
+        let handle = node.clients.register(addr, laddr);
+        let span = tracing::info_span!("conn", id = handle.id.0, peer = %addr);
+        let node = Arc::clone(node);
+        let active = Arc::clone(&active);
+        let token = shutdown.child_token();
+        tracker.spawn(
+            async move {
+                crate::net::connection::serve(&node, socket, handle, token).await;
+                active.fetch_sub(1, Ordering::AcqRel);
+            }
+            .instrument(span),
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! The registry of connected clients, for `CLIENT LIST`, `CLIENT KILL` and `INFO clients`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+
+/// A connection's id (`CLIENT ID`): unique for the life of the node, never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u64);
+
+/// The part of a connection that other connections may read (`CLIENT LIST`) or act on
+/// (`CLIENT KILL`). The connection's own task is the only writer of every field.
+#[derive(Debug)]
+pub struct ClientHandle {
+    /// The id.
+    pub id: ClientId,
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// Local address.
+    pub laddr: SocketAddr,
+    /// When it connected.
+    pub created: Instant,
+    /// `CLIENT SETNAME`; written by the owning connection.
+    pub name: Mutex<Bytes>,
+    /// `CLIENT SETINFO LIB-NAME` / `LIB-VER`; written by the owning connection.
+    pub lib: Mutex<(Bytes, Bytes)>,
+    /// Milliseconds after `created` of the last command.
+    pub last_interaction_millis: AtomicU64,
+    /// Index of the last command in the command table (`u16::MAX` for none).
+    pub last_command: AtomicU16,
+    /// Protocol version in use (2 or 3).
+    pub resp: AtomicU8,
+    /// Commands this client has run.
+    pub commands: AtomicU64,
+    /// Bytes read from this client.
+    pub input_bytes: AtomicU64,
+    /// Bytes written to this client.
+    pub output_bytes: AtomicU64,
+    /// Bytes waiting in its query buffer at the last read.
+    pub query_buffer: AtomicU64,
+    /// Cancelled by `CLIENT KILL`.
+    pub kill: CancellationToken,
+}
+
+impl ClientHandle {
+    /// Seconds since the last command.
+    pub fn idle_secs(&self) -> u64 {
+        let age = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        age.saturating_sub(self.last_interaction_millis.load(Ordering::Relaxed)) / 1000
+    }
+
+    /// Records activity now.
+    pub fn touch(&self) {
+        let age = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_interaction_millis.store(age, Ordering::Relaxed);
+    }
+}
+
+/// Connected clients by id. The lock is taken on connect, disconnect and by the client
+/// admin commands, never per request.
+#[derive(Debug, Default)]
+pub struct ClientRegistry {
+    /// The clients and the next id to hand out.
+    inner: Mutex<(HashMap<ClientId, Arc<ClientHandle>>, u64)>,
+}
+
+impl ClientRegistry {
+    /// Registers a new connection and returns its handle.
+    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientHandle> {
+        let mut guard = self.inner.lock();
+        guard.1 += 1;
+        let handle = Arc::new(ClientHandle {
+            id: ClientId(guard.1),
+            addr,
+            laddr,
+            created: Instant::now(),
+            name: Mutex::new(Bytes::new()),
+            lib: Mutex::new((Bytes::new(), Bytes::new())),
+            last_interaction_millis: AtomicU64::new(0),
+            last_command: AtomicU16::new(u16::MAX),
+            resp: AtomicU8::new(2),
+            commands: AtomicU64::new(0),
+            input_bytes: AtomicU64::new(0),
+            output_bytes: AtomicU64::new(0),
+            query_buffer: AtomicU64::new(0),
+            kill: CancellationToken::new(),
+        });
+        guard.0.insert(handle.id, Arc::clone(&handle));
+        handle
+    }
+
+    /// Removes a connection.
+    pub fn unregister(&self, id: ClientId) -> Option<Arc<ClientHandle>> {
+        self.inner.lock().0.remove(&id)
+    }
+
+    /// Connected clients, ordered by id.
+    pub fn snapshot(&self) -> Vec<Arc<ClientHandle>> {
+        let mut v: Vec<_> = self.inner.lock().0.values().cloned().collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    /// How many clients are connected.
+    pub fn len(&self) -> usize {
+        self.inner.lock().0.len()
+    }
+
+    /// Whether no client is connected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
