@@ -159,6 +159,9 @@ pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: 
         return;
     };
     handle.last_command.store(index, Ordering::Relaxed);
+    handle
+        .last_subcommand
+        .store(subcommand_index(spec, &args), Ordering::Relaxed);
     if !ctx.session.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
         node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
         ctx.error(&CommandError::NoAuth);
@@ -189,6 +192,18 @@ pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: 
             );
         }
     }
+}
+
+/// The position of `args[1]` in a container command's subcommand table, or `u8::MAX`.
+fn subcommand_index(spec: &CommandSpec, args: &[Bytes]) -> u8 {
+    let Some(sub) = args.get(1).filter(|_| !spec.subcommands.is_empty()) else {
+        return u8::MAX;
+    };
+    spec.subcommands
+        .iter()
+        .position(|s| is(sub, s.name))
+        .and_then(|i| u8::try_from(i).ok())
+        .unwrap_or(u8::MAX)
 }
 
 /// Redis's text for an unknown command, quoting the start of its arguments.

@@ -1,34 +1,96 @@
 //! The typed values a node keeps in the store, and what each one weighs.
+//!
+//! Besides the data, a value remembers what Redis would report as its encoding
+//! (`OBJECT ENCODING`), because Redis's answer depends on history: a string changed in
+//! place stays `raw`, and a hash that once outgrew a listpack stays a `hashtable`.
 
-use std::collections::HashMap;
+mod long_double;
 
 use bytes::Bytes;
 
+pub use long_double::LongDouble;
+
 /// Longest string Redis keeps in the `embstr` encoding; longer ones report `raw`.
 const EMBSTR_MAX_BYTES: usize = 44;
-/// A hash stays `listpack` (as Redis reports it) up to this many fields...
-const LISTPACK_MAX_ENTRIES: usize = 128;
+/// A hash stays `listpack` (as Redis reports it) up to this many fields (Redis's default
+/// `hash-max-listpack-entries`)...
+const LISTPACK_MAX_ENTRIES: usize = 512;
 /// ...and while every field and value is at most this long.
 const LISTPACK_MAX_VALUE_BYTES: usize = 64;
+/// Integers below this are one shared object in Redis (its `OBJ_SHARED_INTEGERS`).
+const SHARED_INTEGERS: i64 = 10_000;
+/// The reference count Redis reports for a shared object (`OBJ_SHARED_REFCOUNT`).
+const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 /// Bytes a `Bytes` handle and its shared header cost beyond the payload (pointer, length,
 /// vtable, data pointer, and the allocator's rounding on average).
 const BYTES_OVERHEAD: u64 = 48;
 /// Per-field cost of a hash entry: two `Bytes` handles plus the table slot and control byte.
 const HASH_FIELD_OVERHEAD: u64 = 72;
 
-/// A hash value: field to value.
-pub type HashValue = HashMap<Bytes, Bytes>;
+/// A hash's fields: field to value, in insertion order (what Redis's listpack encoding
+/// shows clients for small hashes, and what many of them rely on).
+pub type HashValue = indexmap::IndexMap<Bytes, Bytes>;
+
+/// A hash value: its fields, and whether Redis would have converted it to a hash table.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Hash {
+    /// Field to value.
+    pub fields: HashValue,
+    /// Set once the hash outgrows the listpack limits; like Redis, never cleared.
+    pub hashtable: bool,
+}
+
+impl Hash {
+    /// Sets a field, returning the old value. Like Redis, writing a field or value longer
+    /// than the listpack limit converts the hash to a hash table.
+    pub fn insert(&mut self, field: Bytes, value: Bytes) -> Option<Bytes> {
+        if field.len() > LISTPACK_MAX_VALUE_BYTES || value.len() > LISTPACK_MAX_VALUE_BYTES {
+            self.hashtable = true;
+        }
+        self.fields.insert(field, value)
+    }
+
+    /// Removes a field. A `listpack` hash keeps the order of the others, as Redis's listpack
+    /// does (O(n), n ≤ 512); a `hashtable` one moves the last field into the gap (O(1)).
+    pub fn remove(&mut self, field: &[u8]) -> Option<Bytes> {
+        if self.hashtable {
+            self.fields.swap_remove(field)
+        } else {
+            self.fields.shift_remove(field)
+        }
+    }
+
+    /// Notes the field count after a write: more than the listpack limit converts.
+    pub fn note_len(&mut self) {
+        if self.fields.len() > LISTPACK_MAX_ENTRIES {
+            self.hashtable = true;
+        }
+    }
+
+    /// Redis's encoding name.
+    pub fn encoding(&self) -> &'static str {
+        if self.hashtable {
+            "hashtable"
+        } else {
+            "listpack"
+        }
+    }
+}
 
 /// One value in the keyspace.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
-    /// A string (binary-safe).
+    /// A string as a `SET`-like command stores it (binary-safe): Redis reports `embstr` up
+    /// to 44 bytes and `raw` beyond.
     Str(Bytes),
+    /// A string modified in place (`APPEND`, `SETRANGE`): Redis reports `raw` whatever
+    /// its length.
+    RawStr(Bytes),
     /// A string that is the canonical decimal form of an `i64` (`SET k 10`, `INCR`), kept
     /// as a number so `INCR` does not reparse it.
     Int(i64),
     /// A hash of fields to values.
-    Hash(Box<HashValue>),
+    Hash(Box<Hash>),
 }
 
 impl Value {
@@ -43,7 +105,7 @@ impl Value {
     /// Redis's type name (`TYPE`, `SCAN ... TYPE`).
     pub fn type_name(&self) -> &'static str {
         match self {
-            Value::Str(_) | Value::Int(_) => "string",
+            Value::Str(_) | Value::RawStr(_) | Value::Int(_) => "string",
             Value::Hash(_) => "hash",
         }
     }
@@ -53,28 +115,29 @@ impl Value {
         match self {
             Value::Int(_) => "int",
             Value::Str(b) if b.len() <= EMBSTR_MAX_BYTES => "embstr",
-            Value::Str(_) => "raw",
-            Value::Hash(h) => {
-                let small = h.len() <= LISTPACK_MAX_ENTRIES
-                    && h.iter().all(|(f, v)| {
-                        f.len() <= LISTPACK_MAX_VALUE_BYTES && v.len() <= LISTPACK_MAX_VALUE_BYTES
-                    });
-                if small {
-                    "listpack"
-                } else {
-                    "hashtable"
-                }
-            }
+            Value::Str(_) | Value::RawStr(_) => "raw",
+            Value::Hash(h) => h.encoding(),
+        }
+    }
+
+    /// What `OBJECT REFCOUNT` reports: 1, except for the small integers Redis shares
+    /// (when `shared`, i.e. its eviction policy allows sharing). A `COPY` of a shared
+    /// integer is not shared in Redis; that corner is not followed.
+    pub fn refcount(&self, shared: bool) -> i64 {
+        match self {
+            Value::Int(n) if shared && (0..SHARED_INTEGERS).contains(n) => SHARED_REFCOUNT,
+            _ => 1,
         }
     }
 
     /// Estimated bytes the value holds in memory (payload plus container overhead).
     pub fn weight(&self) -> u64 {
         match self {
-            Value::Str(b) => BYTES_OVERHEAD + b.len() as u64,
+            Value::Str(b) | Value::RawStr(b) => BYTES_OVERHEAD + b.len() as u64,
             Value::Int(_) => 8,
             Value::Hash(h) => {
                 let fields: u64 = h
+                    .fields
                     .iter()
                     .map(|(f, v)| HASH_FIELD_OVERHEAD + f.len() as u64 + v.len() as u64)
                     .sum();
@@ -86,7 +149,7 @@ impl Value {
     /// The string form of a string value, or `None` for other types.
     pub fn to_string_bytes(&self) -> Option<Bytes> {
         match self {
-            Value::Str(b) => Some(b.clone()),
+            Value::Str(b) | Value::RawStr(b) => Some(b.clone()),
             Value::Int(n) => Some(Bytes::copy_from_slice(
                 itoa::Buffer::new().format(*n).as_bytes(),
             )),
@@ -128,6 +191,25 @@ pub fn parse_canonical_i64(b: &[u8]) -> Option<i64> {
     Some(acc)
 }
 
+/// Parses a number the way C's `strtoul` does in Redis's `SCAN` cursors: an optional
+/// sign (`-1` wraps to the largest value), decimal digits, and the empty string reads as 0;
+/// leading spaces, trailing bytes and overflow are refused.
+pub fn parse_strtoul(b: &[u8]) -> Option<u64> {
+    let (negative, digits) = match b.first() {
+        None => return Some(0),
+        Some(b'-') => (true, &b[1..]),
+        Some(b'+') => (false, &b[1..]),
+        Some(_) => (false, b),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits.iter().try_fold(0u64, |acc, d| {
+        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })?;
+    Some(if negative { n.wrapping_neg() } else { n })
+}
+
 /// Parses a Redis integer argument (`string2ll` rules: what `parse_canonical_i64` accepts,
 /// plus a leading `+` is refused and `0` is fine).
 pub fn parse_i64(b: &[u8]) -> Option<i64> {
@@ -135,35 +217,6 @@ pub fn parse_i64(b: &[u8]) -> Option<i64> {
         return Some(0);
     }
     parse_canonical_i64(b)
-}
-
-/// Parses a Redis float argument (`strtold` rules: decimal or exponent form, `inf`,
-/// `-inf`; no NaN, no spaces).
-pub fn parse_f64(b: &[u8]) -> Option<f64> {
-    if b.is_empty() || b.len() > 5120 {
-        return None;
-    }
-    let s = std::str::from_utf8(b).ok()?;
-    if s.starts_with(|c: char| c.is_whitespace()) || s.ends_with(|c: char| c.is_whitespace()) {
-        return None;
-    }
-    let v: f64 = match s.to_ascii_lowercase().as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
-        _ => s.parse().ok()?,
-    };
-    if v.is_nan() {
-        None
-    } else {
-        Some(v)
-    }
-}
-
-/// Formats a float the way Redis replies to `INCRBYFLOAT`/`HINCRBYFLOAT`: the shortest
-/// decimal that reads back the same, never in exponent form, integral values without a
-/// fraction ("3", not "3.0").
-pub fn format_f64(v: f64) -> String {
-    format!("{v}")
 }
 
 #[cfg(test)]
@@ -191,21 +244,29 @@ mod tests {
     }
 
     #[test]
-    fn floats_parse_like_redis() {
-        assert_eq!(parse_f64(b"1.5"), Some(1.5));
-        assert_eq!(parse_f64(b"5.0e3"), Some(5000.0));
-        assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
-        assert_eq!(parse_f64(b"nan"), None);
-        assert_eq!(parse_f64(b" 1"), None);
-        assert_eq!(parse_f64(b"abc"), None);
+    fn cursors_parse_like_strtoul() {
+        for (input, want) in [
+            (&b"0"[..], Some(0)),
+            (b"", Some(0)),
+            (b"+7", Some(7)),
+            (b"-1", Some(u64::MAX)),
+            (b"18446744073709551615", Some(u64::MAX)),
+            (b"18446744073709551616", None),
+            (b" 1", None),
+            (b"1 ", None),
+            (b"-", None),
+            (b"abc", None),
+        ] {
+            assert_eq!(parse_strtoul(input), want, "{input:?}");
+        }
     }
 
     #[test]
-    fn floats_format_like_redis() {
-        assert_eq!(format_f64(10.5), "10.5");
-        assert_eq!(format_f64(3.0), "3");
-        assert_eq!(format_f64(5000.0), "5000");
-        assert_eq!(format_f64(-0.1), "-0.1");
+    fn only_small_integers_are_shared() {
+        assert_eq!(Value::Int(9_999).refcount(true), i64::from(i32::MAX));
+        assert_eq!(Value::Int(10_000).refcount(true), 1);
+        assert_eq!(Value::Int(-1).refcount(true), 1);
+        assert_eq!(Value::Int(5).refcount(false), 1);
     }
 
     #[test]
@@ -219,10 +280,24 @@ mod tests {
             "embstr"
         );
         assert_eq!(Value::Str(Bytes::from(vec![b'x'; 45])).encoding(), "raw");
-        let mut h = HashValue::new();
-        h.insert(Bytes::from_static(b"f"), Bytes::from_static(b"v"));
-        assert_eq!(Value::Hash(Box::new(h.clone())).encoding(), "listpack");
-        h.insert(Bytes::from_static(b"big"), Bytes::from(vec![b'x'; 65]));
-        assert_eq!(Value::Hash(Box::new(h)).encoding(), "hashtable");
+        assert_eq!(Value::RawStr(Bytes::from_static(b"ab")).encoding(), "raw");
+    }
+
+    #[test]
+    fn a_hash_stays_a_hashtable_once_converted() {
+        let mut h = Hash::default();
+        h.insert(Bytes::from_static(b"f"), Bytes::from(vec![b'x'; 64]));
+        assert_eq!(h.encoding(), "listpack");
+        h.insert(Bytes::from(vec![b'x'; 65]), Bytes::new());
+        assert_eq!(h.encoding(), "hashtable");
+        h.fields.clear();
+        h.note_len();
+        assert_eq!(h.encoding(), "hashtable");
+        let mut many = Hash::default();
+        for i in 0..=LISTPACK_MAX_ENTRIES {
+            many.fields.insert(Bytes::from(i.to_string()), Bytes::new());
+        }
+        many.note_len();
+        assert_eq!(many.encoding(), "hashtable");
     }
 }

@@ -176,7 +176,7 @@ pub fn redis_tool(name: &str) -> PathBuf {
             .find(|p| p.exists())
     });
     found.unwrap_or_else(|| {
-        panic!("{name} not found on PATH: install Debian's redis-tools (.ci/run does)")
+        panic!("{name} not found on PATH: install Debian's redis-tools and redis-server packages (.ci/run does)")
     })
 }
 

@@ -63,7 +63,7 @@ const HELP: &[&str] = &[
     "    * LIB-NAME: the client lib name.",
     "    * LIB-VER: the client lib version.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 /// Whether a client name or library attribute is acceptable (printable, no spaces), as
@@ -161,9 +161,16 @@ fn describe(c: &ClientHandle) -> String {
             String::from_utf8_lossy(&lib.1).into_owned(),
         )
     };
-    let cmd = COMMANDS
-        .get(usize::from(c.last_command.load(Ordering::Relaxed)))
-        .map_or("NULL", |s| s.name);
+    let spec = COMMANDS.get(usize::from(c.last_command.load(Ordering::Relaxed)));
+    let sub = spec.and_then(|s| {
+        s.subcommands
+            .get(usize::from(c.last_subcommand.load(Ordering::Relaxed)))
+    });
+    let cmd = match (spec, sub) {
+        (Some(spec), Some(sub)) => format!("{}|{}", spec.name, sub.name),
+        (Some(spec), None) => spec.name.to_owned(),
+        (None, _) => "NULL".to_owned(),
+    };
     let mut s = String::with_capacity(256);
     let _ = write!(
         s,
@@ -194,7 +201,10 @@ fn kill(ctx: &mut Ctx<'_>, opts: &[Bytes]) -> CommandResult {
     if opts.len() == 1 {
         // Old form: CLIENT KILL ip:port.
         let addr = String::from_utf8_lossy(&opts[0]);
-        let Some(c) = clients.iter().find(|c| c.addr.to_string() == addr) else {
+        let found = clients
+            .iter()
+            .find(|c| !c.kill.is_cancelled() && c.addr.to_string() == addr);
+        let Some(c) = found else {
             return Err(CommandError::Other("ERR No such client".into()));
         };
         c.kill.cancel();
@@ -255,7 +265,9 @@ fn kill(ctx: &mut Ctx<'_>, opts: &[Bytes]) -> CommandResult {
     }
     let mut killed = 0;
     for c in &clients {
-        if (skipme && c.id == me) || !filters.iter().all(|f| f(c)) {
+        // A client already killed is on its way out; Redis no longer counts it.
+        let gone = c.kill.is_cancelled();
+        if gone || (skipme && c.id == me) || !filters.iter().all(|f| f(c)) {
             continue;
         }
         c.kill.cancel();

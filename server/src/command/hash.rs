@@ -7,11 +7,11 @@ use cachalot_protocol::{encode, ProtocolVersion};
 use rand::seq::IteratorRandom;
 use rand::Rng;
 
-use super::keys::{parse_cursor, parse_scan_options};
+use super::keys::{parse_cursor, parse_scan_options, ScanOptions};
 use super::{int_arg, is, owned, CommandResult, Ctx};
 use crate::error::CommandError;
 use crate::pattern::glob_match;
-use crate::value::{format_f64, parse_f64, parse_i64, HashValue, Value};
+use crate::value::{parse_i64, Hash as HashObject, HashValue, LongDouble, Value};
 
 /// Largest |count| `HRANDFIELD` accepts for a negative count (fields may repeat, so the
 /// reply's size is the count itself): bounds the reply a single command can build.
@@ -24,7 +24,7 @@ fn read_hash<R>(
     f: impl FnOnce(&HashValue) -> R,
 ) -> Result<Option<R>, CommandError> {
     match ctx.node.store.get_with(key, |v| match v {
-        Value::Hash(h) => Ok(f(h)),
+        Value::Hash(h) => Ok(f(&h.fields)),
         _ => Err(CommandError::WrongType),
     }) {
         None => Ok(None),
@@ -33,12 +33,14 @@ fn read_hash<R>(
 }
 
 /// Runs `f` on the hash at `key`, creating an empty one if missing. A hash left empty is
-/// deleted, as Redis never keeps empty hashes.
+/// deleted, as Redis never keeps empty hashes. `f` gets the whole hash object so it can
+/// write through [`HashObject::insert`], which tracks the encoding; the field count is
+/// noted here.
 fn write_hash<R>(
     ctx: &Ctx<'_>,
     key: &Bytes,
     create: bool,
-    f: impl FnOnce(&mut HashValue) -> Result<R, CommandError>,
+    f: impl FnOnce(&mut HashObject) -> Result<R, CommandError>,
 ) -> Result<Option<R>, CommandError> {
     ctx.node.store.compute(owned(key), |e| {
         if e.get().is_none() {
@@ -51,7 +53,8 @@ fn write_hash<R>(
             return Err(CommandError::WrongType);
         };
         let r = f(h);
-        if h.is_empty() {
+        h.note_len();
+        if h.fields.is_empty() {
             e.remove();
         }
         r.map(Some)
@@ -95,7 +98,7 @@ pub fn hmset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 /// `HSETNX`: see the command table for syntax.
 pub fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let set = write_hash(ctx, &args[1], true, |h| {
-        if h.contains_key(&args[2][..]) {
+        if h.fields.contains_key(&args[2][..]) {
             Ok(false)
         } else {
             h.insert(owned(&args[2]), owned(&args[3]));
@@ -188,7 +191,7 @@ pub fn hvals(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 pub fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let delta = int_arg(&args[3])?;
     let n = write_hash(ctx, &args[1], true, |h| {
-        let current = match h.get(&args[2][..]) {
+        let current = match h.fields.get(&args[2][..]) {
             None => 0,
             Some(v) => parse_i64(v).ok_or(CommandError::HashNotInteger)?,
         };
@@ -202,19 +205,22 @@ pub fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     ctx.int(n.unwrap_or(0))
 }
 
-/// `HINCRBYFLOAT`: see the command table for syntax.
+/// `HINCRBYFLOAT`: see the command table for syntax. Computed in emulated `long double`,
+/// like Redis (see [`LongDouble`]).
 pub fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let delta = parse_f64(&args[3]).ok_or(CommandError::NotFloat)?;
+    let delta = LongDouble::parse(&args[3]).ok_or(CommandError::NotFloat)?;
+    if delta.is_infinite() {
+        return Err(CommandError::Other("ERR value is NaN or Infinity".into()));
+    }
     let text = write_hash(ctx, &args[1], true, |h| {
-        let current = match h.get(&args[2][..]) {
-            None => 0.0,
-            Some(v) => parse_f64(v).ok_or(CommandError::HashNotFloat)?,
+        let current = match h.fields.get(&args[2][..]) {
+            None => LongDouble::from_i64(0),
+            Some(v) => LongDouble::parse(v).ok_or(CommandError::HashNotFloat)?,
         };
-        let next = current + delta;
-        if !next.is_finite() {
-            return Err(CommandError::NanOrInfinity);
-        }
-        let text = Bytes::from(format_f64(next));
+        let next = current
+            .checked_add(delta)
+            .ok_or(CommandError::NanOrInfinity)?;
+        let text = Bytes::from(next.to_redis_string());
         h.insert(owned(&args[2]), text.clone());
         Ok(text)
     })?;
@@ -235,50 +241,74 @@ fn scan_position(field: &[u8]) -> u64 {
     h.finish()
 }
 
-/// `HSCAN`: see the command table for syntax.
+/// `HSCAN`: see the command table for syntax. Like Redis, a hash small enough to be a
+/// listpack is returned whole in one reply (cursor 0), whatever the cursor and `COUNT`.
 pub fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let cursor = parse_cursor(&args[2])?;
-    let opts = parse_scan_options(&args[3..], false, true)?;
-    let page = read_hash(ctx, &args[1], |h| {
-        let mut candidates: Vec<(u64, &Bytes, &Bytes)> = h
-            .iter()
-            .map(|(f, v)| (scan_position(f), f, v))
-            .filter(|(p, _, _)| *p >= cursor)
-            .collect();
-        candidates.sort_unstable_by_key(|c| c.0);
-        let mut end = candidates.len().min(opts.count);
-        // Keep fields sharing a position together so none is skipped.
-        while end > 0 && end < candidates.len() && candidates[end].0 == candidates[end - 1].0 {
-            end += 1;
-        }
-        let next = if end < candidates.len() {
-            candidates[end].0
-        } else {
-            0
-        };
-        let items: Vec<(Bytes, Bytes)> = candidates[..end]
-            .iter()
-            .filter(|(_, f, _)| {
-                opts.pattern
-                    .as_ref()
-                    .is_none_or(|p| glob_match(p, f, false))
-            })
-            .map(|(_, f, v)| ((*f).clone(), (*v).clone()))
-            .collect();
-        (next, items)
-    })?;
-    let (next, items) = page.unwrap_or((0, Vec::new()));
+    // Redis answers a missing key or another type before it reads the options, so an
+    // option error waits until the key is found.
+    let opts = parse_scan_options(&args[3..], false, true);
+    let page = ctx.node.store.get_with(&args[1][..], |v| match v {
+        Value::Hash(h) => opts
+            .as_ref()
+            .map(|o| scan_page(h, cursor, o))
+            .map_err(Clone::clone),
+        _ => Err(CommandError::WrongType),
+    });
+    let novalues = opts.as_ref().is_ok_and(|o| o.novalues);
+    let (next, items) = page.transpose()?.unwrap_or((0, Vec::new()));
     ctx.array(2);
     encode::write_bulk(ctx.out, itoa::Buffer::new().format(next).as_bytes());
-    let per = if opts.novalues { 1 } else { 2 };
+    let per = if novalues { 1 } else { 2 };
     ctx.array(items.len() * per);
     for (f, v) in &items {
         encode::write_bulk(ctx.out, f);
-        if !opts.novalues {
+        if !novalues {
             encode::write_bulk(ctx.out, v);
         }
     }
     Ok(())
+}
+
+/// One `HSCAN` page: the next cursor and the matching fields.
+fn scan_page(h: &HashObject, cursor: u64, opts: &ScanOptions) -> (u64, Vec<(Bytes, Bytes)>) {
+    let matches = |f: &Bytes| {
+        opts.pattern
+            .as_ref()
+            .is_none_or(|p| glob_match(p, f, false))
+    };
+    if !h.hashtable {
+        let items = h
+            .fields
+            .iter()
+            .filter(|(f, _)| matches(f))
+            .map(|(f, v)| (f.clone(), v.clone()))
+            .collect();
+        return (0, items);
+    }
+    let mut candidates: Vec<(u64, &Bytes, &Bytes)> = h
+        .fields
+        .iter()
+        .map(|(f, v)| (scan_position(f), f, v))
+        .filter(|(p, _, _)| *p >= cursor)
+        .collect();
+    candidates.sort_unstable_by_key(|c| c.0);
+    let mut end = candidates.len().min(opts.count);
+    // Keep fields sharing a position together so none is skipped.
+    while end > 0 && end < candidates.len() && candidates[end].0 == candidates[end - 1].0 {
+        end += 1;
+    }
+    let next = if end < candidates.len() {
+        candidates[end].0
+    } else {
+        0
+    };
+    let items = candidates[..end]
+        .iter()
+        .filter(|(_, f, _)| matches(f))
+        .map(|(_, f, v)| ((*f).clone(), (*v).clone()))
+        .collect();
+    (next, items)
 }
 
 /// `HRANDFIELD`: see the command table for syntax.
@@ -292,34 +322,44 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         Some(a) if is(a, "withvalues") && args.len() == 4 => true,
         Some(_) => return Err(CommandError::Syntax),
     };
-    if count.is_some_and(|c| c < -HRANDFIELD_MAX_REPEATS) {
+    if count == Some(i64::MIN) {
+        return Err(CommandError::Other(format!(
+            "ERR value is out of range, value must between {} and {}",
+            -i64::MAX,
+            i64::MAX
+        )));
+    }
+    if with_values && count.is_some_and(|c| !(-i64::MAX / 2..=i64::MAX / 2).contains(&c)) {
         return Err(CommandError::OutOfRange);
     }
-    let picked: Option<Vec<(Bytes, Bytes)>> = read_hash(ctx, &args[1], |h| {
-        let mut rng = rand::thread_rng();
-        let pair = |(f, v): (&Bytes, &Bytes)| (f.clone(), v.clone());
-        match count {
-            None => h.iter().choose(&mut rng).map(pair).into_iter().collect(),
-            Some(c) if c >= 0 => {
-                let n = usize::try_from(c).unwrap_or(usize::MAX).min(h.len());
-                h.iter()
-                    .choose_multiple(&mut rng, n)
-                    .into_iter()
-                    .map(pair)
-                    .collect()
-            }
-            Some(c) => {
-                let n = usize::try_from(c.unsigned_abs()).unwrap_or(usize::MAX);
-                let all: Vec<(&Bytes, &Bytes)> = h.iter().collect();
-                if all.is_empty() {
-                    return Vec::new();
+    let picked: Option<Result<Vec<(Bytes, Bytes)>, CommandError>> =
+        read_hash(ctx, &args[1], |h| {
+            let mut rng = rand::thread_rng();
+            let pair = |(f, v): (&Bytes, &Bytes)| (f.clone(), v.clone());
+            Ok(match count {
+                None => h.iter().choose(&mut rng).map(pair).into_iter().collect(),
+                Some(c) if c >= 0 => {
+                    let n = usize::try_from(c).unwrap_or(usize::MAX).min(h.len());
+                    h.iter()
+                        .choose_multiple(&mut rng, n)
+                        .into_iter()
+                        .map(pair)
+                        .collect()
                 }
-                (0..n)
-                    .map(|_| pair(all[rng.gen_range(0..all.len())]))
-                    .collect()
-            }
-        }
-    })?;
+                Some(c) if c < -HRANDFIELD_MAX_REPEATS => return Err(CommandError::OutOfRange),
+                Some(c) => {
+                    let n = usize::try_from(c.unsigned_abs()).unwrap_or(usize::MAX);
+                    let all: Vec<(&Bytes, &Bytes)> = h.iter().collect();
+                    if all.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    (0..n)
+                        .map(|_| pair(all[rng.gen_range(0..all.len())]))
+                        .collect()
+                }
+            })
+        })?;
+    let picked = picked.transpose()?;
     if count.is_none() {
         return match picked.and_then(|p| p.into_iter().next()) {
             Some((f, _)) => ctx.bulk(&f),

@@ -59,7 +59,7 @@ const HELP: &[&str] = &[
     "    If no command names are given, documentation details for all",
     "    commands are returned.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 /// `COMMAND`: see the command table for syntax.
@@ -93,7 +93,8 @@ pub fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         for spec in specs {
             match spec {
                 Some(c) => write_info(ctx, c),
-                None => encode::write_null_array(ctx.out, ctx.session.version),
+                // Redis answers an unknown name with a null (`$-1` in RESP2).
+                None => encode::write_null(ctx.out, ctx.session.version),
             }
         }
         Ok(())
@@ -196,13 +197,14 @@ fn write_key_spec(ctx: &mut Ctx<'_>, c: &CommandSpec) {
         c.last_key - c.first_key
     };
     ctx.map(3);
+    // Redis spells the access kinds in lower case and the RO/RW/OW/RM ones in upper case.
     encode::write_bulk(ctx.out, b"flags");
     write_flags(
         ctx,
         if write {
-            &["RW", "UPDATE"]
+            &["RW", "update"]
         } else {
-            &["RO", "ACCESS"]
+            &["RO", "access"]
         },
     );
     encode::write_bulk(ctx.out, b"begin_search");

@@ -3,12 +3,11 @@
 use bytes::Bytes;
 use cachalot_protocol::encode;
 
-use super::string::expiry_millis;
 use super::table::Subcommand;
 use super::{int_arg, is, owned, unknown_subcommand, CommandResult, Ctx};
 use crate::error::CommandError;
 use crate::pattern::glob_match;
-use crate::value::Value;
+use crate::value::{parse_strtoul, Value};
 
 /// Default `COUNT` hint for `SCAN`, as in Redis.
 const SCAN_DEFAULT_COUNT: usize = 10;
@@ -100,17 +99,17 @@ fn expire_generic(
     command: &'static str,
 ) -> CommandResult {
     let cond = parse_conditions(&args[3..])?;
-    // Redis accepts 0 and negative times here (the key is deleted), but not overflow.
+    // Redis's arithmetic: negative times are allowed (the key is deleted), only overflow
+    // in the unit conversion or the addition of the base time is refused.
     let n = int_arg(&args[2])?;
-    let at: i64 = if n <= 0 && !absolute {
-        0
-    } else if n <= 0 {
-        n
-    } else {
-        i64::try_from(expiry_millis(ctx, &args[2], unit, absolute, command)?)
-            .map_err(|_| CommandError::InvalidExpire(command))?
-    };
+    let when = n
+        .checked_mul(unit)
+        .ok_or(CommandError::InvalidExpire(command))?;
     let now = i64::try_from(ctx.node.now_millis()).unwrap_or(i64::MAX);
+    let base = if absolute { 0 } else { now };
+    let at = when
+        .checked_add(base)
+        .ok_or(CommandError::InvalidExpire(command))?;
     let changed = ctx.node.store.compute(owned(&args[1]), |e| {
         if !e.is_occupied() {
             return false;
@@ -180,9 +179,10 @@ pub fn pttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     ttl_generic(ctx, &args[1], |at, now| at.saturating_sub(now))
 }
 
-/// `EXPIRETIME`: see the command table for syntax.
+/// `EXPIRETIME`: see the command table for syntax. Rounded to the nearest second, as
+/// Redis rounds it.
 pub fn expiretime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    ttl_generic(ctx, &args[1], |at, _| at / 1000)
+    ttl_generic(ctx, &args[1], |at, _| at.saturating_add(500) / 1000)
 }
 
 /// `PEXPIRETIME`: see the command table for syntax.
@@ -274,12 +274,9 @@ pub fn parse_scan_options(
     Ok(o)
 }
 
-/// Parses a cursor argument.
+/// Parses a cursor argument the way Redis does (see [`parse_strtoul`]).
 pub fn parse_cursor(arg: &[u8]) -> Result<u64, CommandError> {
-    std::str::from_utf8(arg)
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or(CommandError::InvalidCursor)
+    parse_strtoul(arg).ok_or(CommandError::InvalidCursor)
 }
 
 /// `SCAN`: see the command table for syntax.
@@ -369,7 +366,12 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             replace = true;
             i += 1;
         } else if is(&args[i], "db") && i + 1 < args.len() {
-            if int_arg(&args[i + 1])? != 0 {
+            // Redis reads the index as a C int, then checks it against its databases.
+            let db = int_arg(&args[i + 1])?;
+            if i32::try_from(db).is_err() {
+                return Err(CommandError::NotInteger);
+            }
+            if db != 0 {
                 return Err(CommandError::DbIndexOutOfRange);
             }
             i += 2;
@@ -378,6 +380,11 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         }
     }
     let (src, dst) = (&args[1], &args[2]);
+    if src == dst {
+        return Err(CommandError::Other(
+            "ERR source and destination objects are the same".into(),
+        ));
+    }
     let store = &ctx.node.store;
     let Some((value, at)) = store.peek_with(&src[..], |v| v.clone()).map(|v| {
         let at = store.expire_at(&src[..]).flatten();
@@ -385,11 +392,6 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     }) else {
         return ctx.int(0);
     };
-    if src == dst {
-        return Err(CommandError::Other(
-            "ERR source and destination objects are the same".into(),
-        ));
-    }
     let copied = store.compute(owned(dst), |e| {
         if e.is_occupied() && !replace {
             return false;
@@ -469,7 +471,7 @@ const OBJECT_HELP: &[&str] = &[
     "    Return the number of references of the value associated with the specified",
     "    <key>.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 /// Writes a HELP reply (an array of status lines, as Redis does).
@@ -519,9 +521,10 @@ pub fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         };
     }
     if is(sub, "refcount") {
-        return match store.contains(key) {
-            true => ctx.int(1),
-            false => ctx.null(),
+        let shared = shares_integers(ctx);
+        return match store.peek_with(key, |v| v.refcount(shared)) {
+            Some(n) => ctx.int(n),
+            None => ctx.null(),
         };
     }
     let lfu = store.policy().redis_name().ends_with("-lfu");
@@ -539,6 +542,14 @@ pub fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         return Err(CommandError::Other("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.".into()));
     }
     ctx.int(i64::try_from(info.idle_millis / 1000).unwrap_or(i64::MAX))
+}
+
+/// Whether Redis would share small integers: not when an LRU or LFU policy must track
+/// each key's own access time.
+fn shares_integers(ctx: &Ctx<'_>) -> bool {
+    let store = &ctx.node.store;
+    let policy = store.policy().redis_name();
+    store.max_weight().is_none() || !(policy.ends_with("-lru") || policy.ends_with("-lfu"))
 }
 
 /// `MEMORY` subcommands.
@@ -563,7 +574,7 @@ const MEMORY_HELP: &[&str] = &[
     "    Return memory in bytes used by <key> and its value. Nested values are",
     "    sampled up to <count> times (default: 5, 0 means sample all).",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 /// `MEMORY`: see the command table for syntax.

@@ -14,6 +14,8 @@ use crate::error::CommandError;
 use crate::node::{unix_millis, Node};
 use crate::pattern::glob_match;
 
+/// Largest `timeout` Redis accepts (`INT_MAX` seconds).
+const MAX_TIMEOUT_SECS: u64 = i32::MAX as u64;
 /// Entries `SLOWLOG GET` returns without a count, as in Redis.
 const SLOWLOG_DEFAULT_GET: usize = 10;
 
@@ -54,7 +56,7 @@ const CONFIG_HELP: &[&str] = &[
     "RESETSTAT",
     "    Reset statistics reported by the INFO command.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 /// Checks a value for a parameter (`apply == false`) or checks and applies it; the error
@@ -125,7 +127,19 @@ static PARAMS: &[Param] = &[
     Param {
         name: "timeout",
         get: |n| n.settings.timeout_secs.load(Ordering::Relaxed).to_string(),
-        set: Some(|n, v, apply| set_u64(v, apply, &n.settings.timeout_secs)),
+        set: Some(|n, v, apply| {
+            let secs: i64 = v
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer")?;
+            let secs = u64::try_from(secs)
+                .ok()
+                .filter(|&s| s <= MAX_TIMEOUT_SECS)
+                .ok_or("argument must be between 0 and 2147483647 inclusive")?;
+            if apply {
+                n.settings.timeout_secs.store(secs, Ordering::Relaxed);
+            }
+            Ok(())
+        }),
     },
     Param {
         name: "requirepass",
@@ -278,11 +292,11 @@ pub fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 /// (Redis 7's atomic multi-parameter `CONFIG SET`).
 fn config_set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> CommandResult {
     if pairs.len() % 2 != 0 {
-        return Err(CommandError::Other(
-            "ERR wrong number of arguments for 'config|set' command".into(),
-        ));
+        // The table's arity caught fewer than one pair; a dangling name is a syntax error.
+        return Err(CommandError::Syntax);
     }
     let mut plan = Vec::with_capacity(pairs.len() / 2);
+    let mut seen: Vec<&str> = Vec::with_capacity(pairs.len() / 2);
     for pair in pairs.chunks_exact(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
@@ -291,6 +305,12 @@ fn config_set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> CommandResult {
                 "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
             )));
         };
+        if seen.contains(&param.name) {
+            return Err(CommandError::Other(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+            )));
+        }
+        seen.push(param.name);
         let Some(set) = param.set else {
             return Err(CommandError::Other(format!(
                 "ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
@@ -367,7 +387,7 @@ const SLOWLOG_HELP: &[&str] = &[
     "RESET",
     "    Reset the slowlog.",
     "HELP",
-    "    Print this help.",
+    "    Prints this help.",
 ];
 
 /// `SLOWLOG`: see the command table for syntax.

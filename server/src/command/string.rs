@@ -7,7 +7,7 @@ use cachalot_protocol::encode;
 
 use super::{int_arg, is, owned, CommandResult, Ctx};
 use crate::error::CommandError;
-use crate::value::{format_f64, parse_f64, parse_i64, Value};
+use crate::value::{parse_i64, LongDouble, Value};
 
 /// A string value read out of the store (copied or cloned out before the lock is released).
 pub enum Got {
@@ -25,7 +25,7 @@ impl Got {
     /// Reads a stored value.
     pub fn of(v: &Value) -> Got {
         match v {
-            Value::Str(b) => Got::Str(b.clone()),
+            Value::Str(b) | Value::RawStr(b) => Got::Str(b.clone()),
             Value::Int(n) => Got::Int(*n),
             Value::Hash(_) => Got::WrongType,
         }
@@ -77,7 +77,7 @@ pub enum ExpiryArg {
 /// Turns a relative or absolute expiry argument into absolute unix milliseconds, with
 /// Redis's checks: not an integer → not-an-integer error; ≤ 0 or overflowing → invalid
 /// expire time for `command`.
-pub fn expiry_millis(
+fn expiry_millis(
     ctx: &Ctx<'_>,
     arg: &[u8],
     unit_millis: i64,
@@ -102,60 +102,106 @@ pub fn expiry_millis(
     u64::try_from(at).map_err(|_| CommandError::InvalidExpire(command))
 }
 
-/// Parses one `EX|PX|EXAT|PXAT <n>` option at `args[i]`; returns the expiry and how many
-/// arguments it used, or `None` if `args[i]` is not one of them.
-fn parse_expiry_option(
-    ctx: &Ctx<'_>,
-    args: &[Bytes],
-    i: usize,
-    command: &'static str,
-) -> Result<Option<u64>, CommandError> {
-    let (unit, absolute) = match &args[i] {
-        a if is(a, "ex") => (1000, false),
-        a if is(a, "px") => (1, false),
-        a if is(a, "exat") => (1000, true),
-        a if is(a, "pxat") => (1, true),
-        _ => return Ok(None),
-    };
-    let value = args.get(i + 1).ok_or(CommandError::Syntax)?;
-    expiry_millis(ctx, value, unit, absolute, command).map(Some)
+/// Which expiry option a `SET`/`GETEX` carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ExpireKind {
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+}
+
+impl ExpireKind {
+    fn parse(arg: &[u8]) -> Option<ExpireKind> {
+        [
+            ("ex", ExpireKind::Ex),
+            ("px", ExpireKind::Px),
+            ("exat", ExpireKind::ExAt),
+            ("pxat", ExpireKind::PxAt),
+        ]
+        .into_iter()
+        .find(|(word, _)| is(arg, word))
+        .map(|(_, kind)| kind)
+    }
+
+    fn is_absolute(self) -> bool {
+        matches!(self, ExpireKind::ExAt | ExpireKind::PxAt)
+    }
+}
+
+/// The options of `SET` and `GETEX`, parsed with Redis's rules: an option may be repeated
+/// (the last expiry wins), conflicting options are a syntax error, and the expiry's value
+/// is only read after every option parsed, so a syntax error wins over a bad number.
+#[derive(Default)]
+struct StringOptions<'a> {
+    nx: bool,
+    xx: bool,
+    get: bool,
+    keepttl: bool,
+    persist: bool,
+    expire: Option<(ExpireKind, &'a Bytes)>,
+}
+
+impl<'a> StringOptions<'a> {
+    /// Parses `args[start..]`; `set` selects `SET`'s options, otherwise `GETEX`'s.
+    fn parse(args: &'a [Bytes], start: usize, set: bool) -> Result<Self, CommandError> {
+        let mut o = StringOptions::default();
+        let mut j = start;
+        while j < args.len() {
+            let a = &args[j];
+            let next = args.get(j + 1);
+            let expire_kind = ExpireKind::parse(a);
+            if set && is(a, "nx") && !o.xx {
+                o.nx = true;
+            } else if set && is(a, "xx") && !o.nx {
+                o.xx = true;
+            } else if set && is(a, "get") {
+                o.get = true;
+            } else if set && is(a, "keepttl") && !o.persist && o.expire.is_none() {
+                o.keepttl = true;
+            } else if !set && is(a, "persist") && o.expire.is_none() && !o.keepttl {
+                o.persist = true;
+            } else if let (Some(kind), Some(value)) = (expire_kind, next) {
+                let same_kind = o.expire.is_none_or(|(k, _)| k == kind);
+                if o.keepttl || o.persist || !same_kind {
+                    return Err(CommandError::Syntax);
+                }
+                o.expire = Some((kind, value));
+                j += 1;
+            } else {
+                return Err(CommandError::Syntax);
+            }
+            j += 1;
+        }
+        Ok(o)
+    }
+
+    /// The expiry as absolute unix milliseconds, with Redis's checks.
+    fn expire_at(&self, ctx: &Ctx<'_>, command: &'static str) -> Result<Option<u64>, CommandError> {
+        let Some((kind, value)) = self.expire else {
+            return Ok(None);
+        };
+        let unit = match kind {
+            ExpireKind::Ex | ExpireKind::ExAt => 1000,
+            ExpireKind::Px | ExpireKind::PxAt => 1,
+        };
+        expiry_millis(ctx, value, unit, kind.is_absolute(), command).map(Some)
+    }
 }
 
 /// `SET`: see the command table for syntax.
 pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let (mut nx, mut xx, mut get, mut expiry) = (false, false, false, None::<ExpiryArg>);
-    let mut i = 3;
-    while i < args.len() {
-        let a = &args[i];
-        if is(a, "nx") && !xx {
-            nx = true;
-        } else if is(a, "xx") && !nx {
-            xx = true;
-        } else if is(a, "get") {
-            get = true;
-        } else if is(a, "keepttl") && expiry.is_none() {
-            expiry = Some(ExpiryArg::Keep);
-        } else if expiry.is_none() && i + 1 < args.len() {
-            match parse_expiry_option(ctx, args, i, "set")? {
-                Some(at) => {
-                    expiry = Some(ExpiryArg::At(at));
-                    i += 1;
-                }
-                None => return Err(CommandError::Syntax),
-            }
-        } else {
-            return Err(CommandError::Syntax);
-        }
-        i += 1;
-    }
-    let expiry = expiry.unwrap_or(ExpiryArg::Clear);
+    let opts = StringOptions::parse(args, 3, true)?;
+    let at = opts.expire_at(ctx, "set")?;
+    let expiry = match at {
+        Some(at) => ExpiryArg::At(at),
+        None if opts.keepttl => ExpiryArg::Keep,
+        None => ExpiryArg::Clear,
+    };
+    let (nx, xx, get) = (opts.nx, opts.xx, opts.get);
     let value = Value::from_bytes(owned(&args[2]));
     let store = &ctx.node.store;
     if !nx && !xx && !get && expiry != ExpiryArg::Keep {
-        let at = match expiry {
-            ExpiryArg::At(at) => Some(at),
-            _ => None,
-        };
         store.insert_with_expiry(owned(&args[1]), value, at)?;
         return ctx.ok();
     }
@@ -238,42 +284,27 @@ pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 
 /// `GETEX`: see the command table for syntax.
 pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    // None: leave the expiry alone; Some(None): PERSIST; Some(Some(at)): new expiry.
-    let mut change: Option<Option<u64>> = None;
-    let mut i = 2;
-    while i < args.len() {
-        if change.is_some() {
-            return Err(CommandError::Syntax);
-        }
-        if is(&args[i], "persist") {
-            change = Some(None);
-        } else {
-            match parse_expiry_option(ctx, args, i, "getex")? {
-                Some(at) => {
-                    change = Some(Some(at));
-                    i += 1;
-                }
-                None => return Err(CommandError::Syntax),
-            }
-        }
-        i += 1;
-    }
-    let Some(change) = change else {
+    let opts = StringOptions::parse(args, 2, false)?;
+    if opts.expire.is_none() && !opts.persist {
         return get_string(ctx, &args[1]).reply(ctx);
-    };
+    }
+    // Redis reads the expiry only once it knows the key is a string: a missing key or
+    // another type answers first, so the error waits until then.
+    let at = opts.expire_at(ctx, "getex");
     let now = ctx.node.now_millis();
     let got = ctx.node.store.compute(owned(&args[1]), |e| {
         let got = e.get().map_or(Got::Missing, Got::of);
         if matches!(got, Got::Str(_) | Got::Int(_)) {
-            match change {
+            match at.clone()? {
                 Some(at) if at <= now => {
                     e.remove();
                 }
-                other => e.set_expire_at(other),
+                Some(at) => e.set_expire_at(Some(at)),
+                None => e.set_expire_at(None),
             }
         }
-        got
-    })?;
+        Ok::<_, CommandError>(got)
+    })??;
     got.reply(ctx)
 }
 
@@ -340,7 +371,9 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &Bytes, delta: i64) -> CommandResult {
         let current = match e.get() {
             None => 0,
             Some(Value::Int(n)) => *n,
-            Some(Value::Str(b)) => parse_i64(b).ok_or(CommandError::NotInteger)?,
+            Some(Value::Str(b) | Value::RawStr(b)) => {
+                parse_i64(b).ok_or(CommandError::NotInteger)?
+            }
             Some(Value::Hash(_)) => return Err(CommandError::WrongType),
         };
         let next = current.checked_add(delta).ok_or(CommandError::Overflow)?;
@@ -380,21 +413,25 @@ pub fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     incr_by(ctx, &args[1], delta)
 }
 
-/// `INCRBYFLOAT`: see the command table for syntax.
+/// `INCRBYFLOAT`: see the command table for syntax. Computed in emulated `long double`,
+/// like Redis, so the digits match (see [`LongDouble`]).
 pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let delta = parse_f64(&args[2]).ok_or(CommandError::NotFloat)?;
+    // Redis checks the type and the stored value before the increment.
+    let delta = LongDouble::parse(&args[2]);
     let text = ctx.node.store.compute(owned(&args[1]), |e| {
         let current = match e.get() {
-            None => 0.0,
-            Some(Value::Int(n)) => *n as f64,
-            Some(Value::Str(b)) => parse_f64(b).ok_or(CommandError::NotFloat)?,
+            None => LongDouble::from_i64(0),
+            Some(Value::Int(n)) => LongDouble::from_i64(*n),
+            Some(Value::Str(b) | Value::RawStr(b)) => {
+                LongDouble::parse(b).ok_or(CommandError::NotFloat)?
+            }
             Some(Value::Hash(_)) => return Err(CommandError::WrongType),
         };
-        let next = current + delta;
-        if !next.is_finite() {
-            return Err(CommandError::NanOrInfinity);
-        }
-        let text = Bytes::from(format_f64(next));
+        let delta = delta.ok_or(CommandError::NotFloat)?;
+        let next = current
+            .checked_add(delta)
+            .ok_or(CommandError::NanOrInfinity)?;
+        let text = Bytes::from(next.to_redis_string());
         match e.get_mut() {
             Some(v) => *v = Value::Str(text.clone()),
             None => {
@@ -416,7 +453,14 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let suffix = &args[2];
     let len = ctx.node.store.compute(owned(&args[1]), |e| {
         let joined = match e.get() {
-            None => owned(suffix),
+            None => {
+                // A new key is stored as SET would store it; an existing one is changed in
+                // place and becomes raw.
+                let value = Value::from_bytes(owned(suffix));
+                let len = value.to_string_bytes().map_or(0, |b| b.len());
+                e.insert(value);
+                return Ok(len);
+            }
             Some(Value::Hash(_)) => return Err(CommandError::WrongType),
             Some(v) => {
                 let current = v.to_string_bytes().unwrap_or_default();
@@ -430,11 +474,8 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             }
         };
         let len = joined.len();
-        match e.get_mut() {
-            Some(v) => *v = Value::Str(joined),
-            None => {
-                e.insert(Value::Str(joined));
-            }
+        if let Some(v) = e.get_mut() {
+            *v = Value::RawStr(joined);
         }
         Ok(len)
     })??;
@@ -491,25 +532,23 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let offset = usize::try_from(offset).map_err(|_| CommandError::OffsetOutOfRange)?;
     let patch = &args[3];
     let max = max_string_len(ctx);
-    if patch.is_empty() {
-        // Nothing to write: report the current length without creating the key.
-        return match get_string(ctx, &args[1]) {
-            Got::Missing => ctx.int(0),
-            Got::WrongType => Err(CommandError::WrongType),
-            Got::Str(b) => ctx.int(i64::try_from(b.len()).unwrap_or(i64::MAX)),
-            Got::Int(n) => ctx.int(i64::try_from(itoa::Buffer::new().format(n).len()).unwrap_or(0)),
-        };
-    }
     let needed = offset
         .checked_add(patch.len())
         .filter(|&n| n as u64 <= max)
-        .ok_or(CommandError::StringTooLong)?;
+        .ok_or(CommandError::StringTooLong);
     let len = ctx.node.store.compute(owned(&args[1]), |e| {
+        // Redis's order: an empty patch reports the length without writing, then the
+        // type, then the size limit.
         let current = match e.get() {
+            None if patch.is_empty() => return Ok(0),
             None => Bytes::new(),
             Some(Value::Hash(_)) => return Err(CommandError::WrongType),
             Some(v) => v.to_string_bytes().unwrap_or_default(),
         };
+        if patch.is_empty() {
+            return Ok(current.len());
+        }
+        let needed = needed.clone()?;
         let mut buf = Vec::with_capacity(needed.max(current.len()));
         buf.extend_from_slice(&current);
         if buf.len() < needed {
@@ -518,9 +557,9 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         buf[offset..needed].copy_from_slice(patch);
         let len = buf.len();
         match e.get_mut() {
-            Some(v) => *v = Value::Str(Bytes::from(buf)),
+            Some(v) => *v = Value::RawStr(Bytes::from(buf)),
             None => {
-                e.insert(Value::Str(Bytes::from(buf)));
+                e.insert(Value::RawStr(Bytes::from(buf)));
             }
         }
         Ok(len)

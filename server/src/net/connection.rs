@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use cachalot_protocol::{Limits, RequestDecoder};
+use cachalot_protocol::{Limits, ProtocolError, RequestDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +31,11 @@ const MAX_MULTIBULK_LEN: usize = 1 << 20;
 const MAX_DEPTH: usize = 32;
 /// Largest inline request, as Redis's `PROTO_INLINE_MAX_SIZE`.
 const MAX_INLINE_BYTES: usize = 64 * 1024;
+/// Most arguments a client may send before it authenticates, as Redis 7 allows, so a
+/// client without the password cannot make the node hold large requests.
+const UNAUTHENTICATED_MAX_ARGS: usize = 10;
+/// Largest bulk string a client may send before it authenticates, as Redis 7 allows.
+const UNAUTHENTICATED_MAX_BULK_BYTES: usize = 16 * 1024;
 
 /// Why the read loop ended.
 enum Close {
@@ -50,14 +55,7 @@ pub async fn serve(
     let _ = socket.set_nodelay(true);
     let authenticated = !node.requires_auth();
     let mut session = Session::new(Arc::clone(&handle), authenticated);
-    let max_bulk = node.settings.proto_max_bulk_len.load(Ordering::Relaxed);
-    let limits = Limits {
-        max_bulk_len: usize::try_from(max_bulk).unwrap_or(usize::MAX),
-        max_array_len: MAX_MULTIBULK_LEN,
-        max_depth: MAX_DEPTH,
-        max_inline_len: MAX_INLINE_BYTES,
-    };
-    let mut decoder = RequestDecoder::new(limits);
+    let mut decoder = RequestDecoder::new(limits_for(node, authenticated));
     let mut input = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut output = BytesMut::with_capacity(READ_CHUNK_BYTES);
     match read_loop(
@@ -74,7 +72,8 @@ pub async fn serve(
         Close::Normal => debug!("connection closed"),
         Close::Io(e) => debug!(error = %e, "connection failed"),
     }
-    let _ = socket.shutdown().await;
+    // Forget the client before it can see the close, so that once it has, `CLIENT LIST`
+    // and `CLIENT KILL` no longer find it.
     if let Some(h) = node.clients.unregister(handle.id) {
         let stats = &node.stats;
         stats
@@ -87,6 +86,7 @@ pub async fn serve(
             .output_bytes_of_closed_clients
             .fetch_add(h.output_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
     }
+    let _ = socket.shutdown().await;
 }
 
 async fn read_loop(
@@ -119,11 +119,21 @@ async fn read_loop(
             match decoder.decode(input) {
                 Ok(Some(args)) => {
                     command::dispatch(node, session, args, output);
+                    // Between requests the decoder holds no state: swap it when the
+                    // limits changed (AUTH, RESET, CONFIG SET proto-max-bulk-len).
+                    let limits = limits_for(node, session.authenticated);
+                    if *decoder.limits() != limits {
+                        *decoder = RequestDecoder::new(limits);
+                    }
                     if session.close_after_reply {
                         let _ = write_out(socket, output, &handle).await;
                         return Close::Normal;
                     }
                     if output.len() >= OUTPUT_HIGH_WATER_BYTES {
+                        // The write may wait on a slow reader: show what is still queued.
+                        handle
+                            .query_buffer
+                            .store(input.len() as u64, Ordering::Relaxed);
                         if let Err(e) = write_out(socket, output, &handle).await {
                             return Close::Io(e);
                         }
@@ -138,7 +148,8 @@ async fn read_loop(
                     node.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
                     debug!(error = %e, "protocol error; closing");
                     output.extend_from_slice(b"-ERR ");
-                    output.extend_from_slice(e.to_string().as_bytes());
+                    output
+                        .extend_from_slice(error_text(&e, node, session.authenticated).as_bytes());
                     output.extend_from_slice(b"\r\n");
                     let _ = write_out(socket, output, &handle).await;
                     return Close::Normal;
@@ -151,6 +162,46 @@ async fn read_loop(
         if let Err(e) = write_out(socket, output, &handle).await {
             return Close::Io(e);
         }
+    }
+}
+
+/// The decoder limits for a connection: the configured ones, or Redis's smaller ones
+/// before the client has authenticated.
+fn limits_for(node: &Node, authenticated: bool) -> Limits {
+    let max_bulk = node.settings.proto_max_bulk_len.load(Ordering::Relaxed);
+    let limits = Limits {
+        max_bulk_len: usize::try_from(max_bulk).unwrap_or(usize::MAX),
+        max_array_len: MAX_MULTIBULK_LEN,
+        max_depth: MAX_DEPTH,
+        max_inline_len: MAX_INLINE_BYTES,
+    };
+    if authenticated {
+        return limits;
+    }
+    Limits {
+        max_bulk_len: limits.max_bulk_len.min(UNAUTHENTICATED_MAX_BULK_BYTES),
+        max_array_len: UNAUTHENTICATED_MAX_ARGS,
+        ..limits
+    }
+}
+
+/// The reply text for a protocol error. A request within the configured limits but over
+/// the unauthenticated ones gets Redis's `unauthenticated ... length` wording.
+fn error_text(e: &ProtocolError, node: &Node, authenticated: bool) -> String {
+    let configured = limits_for(node, true);
+    let within = |len: u64, max: usize| u64::try_from(max).map_or(true, |max| len <= max);
+    match e {
+        ProtocolError::ArrayTooLong { len, .. }
+            if !authenticated && within(*len, configured.max_array_len) =>
+        {
+            "Protocol error: unauthenticated multibulk length".to_owned()
+        }
+        ProtocolError::BulkTooLarge { len, .. }
+            if !authenticated && within(*len, configured.max_bulk_len) =>
+        {
+            "Protocol error: unauthenticated bulk length".to_owned()
+        }
+        other => other.to_string(),
     }
 }
 

@@ -34,6 +34,9 @@ pub struct ClientHandle {
     pub last_interaction_millis: AtomicU64,
     /// Index of the last command in the command table (`u16::MAX` for none).
     pub last_command: AtomicU16,
+    /// Index of the last command's subcommand in its table (`u8::MAX` for none), so
+    /// `CLIENT LIST` can show `cmd=client|list` as Redis 7 does.
+    pub last_subcommand: AtomicU8,
     /// Protocol version in use (2 or 3).
     pub resp: AtomicU8,
     /// Commands this client has run.
@@ -84,6 +87,7 @@ impl ClientRegistry {
             lib: Mutex::new((Bytes::new(), Bytes::new())),
             last_interaction_millis: AtomicU64::new(0),
             last_command: AtomicU16::new(u16::MAX),
+            last_subcommand: AtomicU8::new(u8::MAX),
             resp: AtomicU8::new(2),
             commands: AtomicU64::new(0),
             input_bytes: AtomicU64::new(0),
