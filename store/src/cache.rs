@@ -11,20 +11,20 @@ mod read;
 mod write;
 
 use std::borrow::Borrow;
-use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use foldhash::quality::SeedableRandomState;
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::clock::Clock;
 use crate::expiry;
 use crate::memory::{Change, Limits, Usage};
 use crate::policy::{Policy, RemovalCause};
-use crate::shard::{Removal, Shard};
+use crate::shard::{Removals, Shard};
 use crate::stats::{CacheStats, LfuConfig, ShardStats};
 
 pub use builder::CacheBuilder;
@@ -50,7 +50,12 @@ pub(crate) struct Inner<K, V> {
     pub(crate) limits: Limits,
     /// The current [`Policy`] as `Policy::to_u8`; written by `set_policy`.
     pub(crate) policy: AtomicU8,
-    pub(crate) hasher: RandomState,
+    /// Held by `set_policy` for its whole switch (policy and every shard's tracking), so
+    /// concurrent switches cannot leave shards tracking for a policy no longer in force.
+    /// Never taken while a shard lock is held.
+    pub(crate) policy_switch: Mutex<()>,
+    /// The key hasher, secretly seeded (see `builder::key_hasher`).
+    pub(crate) hasher: SeedableRandomState,
     /// `shards.len() - 1`; shard of a key = low bits of its hash.
     pub(crate) shard_mask: u64,
     /// `log2(shards.len())`, for SCAN cursors.
@@ -72,10 +77,10 @@ impl<K, V> Inner<K, V> {
     }
 
     /// Hands removed entries to the listener. Call with no shard lock held.
-    pub(crate) fn notify(&self, out: &mut Vec<Removal<K, V>>) {
+    pub(crate) fn notify(&self, out: &mut Removals<K, V>) {
         match &self.listener {
             Some(listener) => {
-                for (key, value, cause) in out.drain(..) {
+                for (key, value, cause) in out.drain() {
                     listener(&key, &value, cause);
                 }
             }
@@ -164,7 +169,7 @@ where
         hash: u64,
         key: &Q,
         now: u64,
-        out: &mut Vec<Removal<K, V>>,
+        out: &mut Removals<K, V>,
     ) -> Option<u32>
     where
         K: Borrow<Q>,
@@ -236,9 +241,24 @@ where
     }
 
     /// Switches the eviction policy (`CONFIG SET maxmemory-policy`); applies from the next
-    /// eviction. Access statistics are kept for every policy, so nothing is lost.
+    /// eviction.
+    ///
+    /// Shards keep only the access statistics the policy in force needs (see
+    /// [`EntryInfo::frequency`](crate::EntryInfo::frequency) for the LFU counter), so a
+    /// switch visits every shard, one lock at a time. Switching **into `allkeys-lru`**
+    /// rebuilds each shard's LRU list, ordered by the entries' last-access times (kept under
+    /// every policy): O(n log n) in the shard's entries while holding its lock, with a
+    /// temporary 16 bytes per entry; a shard whose list is not rebuilt yet samples by
+    /// last-access time when it must evict meanwhile. Other switches take each lock only
+    /// briefly. Concurrent calls are serialized; the last one wins.
     pub fn set_policy(&self, policy: Policy) {
-        self.inner.policy.store(policy.to_u8(), Ordering::Relaxed);
+        let inner = &*self.inner;
+        let _switching = inner.policy_switch.lock();
+        inner.policy.store(policy.to_u8(), Ordering::Relaxed);
+        let tracking = policy.tracking();
+        for cell in inner.shards.iter() {
+            cell.lock.lock().set_tracking(tracking);
+        }
     }
 
     /// Changes the weight bound (`CONFIG SET maxmemory`; `None` removes it) and evicts right

@@ -80,9 +80,11 @@ impl Clock for ManualClock {
 }
 
 /// Whole milliseconds in `d`, rounded up (a 1 µs TTL is 1 ms, not 0), saturating.
+/// In 64- and 32-bit arithmetic: this runs on every clock read, and a 128-bit division
+/// (`as_nanos`) costs more than the rest of the conversion.
 pub(crate) fn duration_to_millis(d: Duration) -> u64 {
-    let nanos = d.as_nanos().div_ceil(1_000_000);
-    u64::try_from(nanos).unwrap_or(u64::MAX)
+    let whole = d.as_secs().saturating_mul(1_000);
+    whole.saturating_add(u64::from(d.subsec_nanos().div_ceil(1_000_000)))
 }
 
 #[cfg(test)]
@@ -112,6 +114,12 @@ mod tests {
         assert_eq!(duration_to_millis(Duration::from_micros(1)), 1);
         assert_eq!(duration_to_millis(Duration::from_millis(1500)), 1500);
         assert_eq!(duration_to_millis(Duration::MAX), u64::MAX);
+        assert_eq!(duration_to_millis(Duration::new(2, 999_999_999)), 3_000);
+        assert_eq!(duration_to_millis(Duration::new(2, 1)), 2_001);
+        assert_eq!(
+            duration_to_millis(Duration::new(u64::MAX / 1_000, 0)),
+            u64::MAX / 1_000 * 1_000
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::expiry;
 use crate::policy::RemovalCause;
-use crate::shard::{Node, Removal, Shard};
+use crate::shard::{Node, Removals, Shard};
 
 /// An entry's metadata, from [`Cache::entry_info`](crate::Cache::entry_info), without
 /// recording an access.
@@ -13,7 +13,10 @@ pub struct EntryInfo {
     pub expire_at: Option<u64>,
     /// Milliseconds since the last recorded access (`OBJECT IDLETIME` is this / 1000).
     pub idle_millis: u64,
-    /// The decayed logarithmic access counter (`OBJECT FREQ`).
+    /// The decayed logarithmic access counter (`OBJECT FREQ`). Accesses are counted only
+    /// under an LFU policy (Redis refuses `OBJECT FREQ` under the others); under another
+    /// policy this is the counter as last counted (5 for an entry written since), decayed
+    /// for the time since then.
     pub frequency: u8,
     /// The entry's weight: weigher's number plus the per-entry overhead.
     pub weight: u64,
@@ -110,7 +113,7 @@ pub(crate) struct Computation<'s, K, V> {
     default_expiry: u64,
     /// The value at `pos` may have changed size: re-weigh it when done.
     dirty: bool,
-    out: &'s mut Vec<Removal<K, V>>,
+    out: &'s mut Removals<K, V>,
 }
 
 impl<'s, K, V> Computation<'s, K, V> {
@@ -121,7 +124,7 @@ impl<'s, K, V> Computation<'s, K, V> {
         pos: Option<u32>,
         now: u64,
         default_expiry: u64,
-        out: &'s mut Vec<Removal<K, V>>,
+        out: &'s mut Removals<K, V>,
     ) -> Self {
         Self {
             shard,
@@ -245,6 +248,7 @@ mod tests {
             Arc::clone(&usage),
             Arc::new(ShardStats::default()),
             StdRng::seed_from_u64(9),
+            crate::stats::Tracking::ALL,
         );
         (s, usage)
     }
@@ -257,7 +261,7 @@ mod tests {
     #[test]
     fn filling_a_vacant_entry_stores_and_weighs_it() {
         let (mut s, usage) = shard();
-        let mut out = Vec::new();
+        let mut out = Removals::new();
         let mut comp = Computation::new(&mut s, "k", 42, None, 10, 99, &mut out);
         {
             let mut e = Entry::new(&mut comp);
@@ -278,7 +282,7 @@ mod tests {
     #[test]
     fn removing_and_refilling_reuses_the_callers_key() {
         let (mut s, usage) = shard();
-        let mut out = Vec::new();
+        let mut out = Removals::new();
         let mut comp = Computation::new(&mut s, "k", 1, None, 10, 0, &mut out);
         {
             let mut e = Entry::new(&mut comp);
@@ -300,7 +304,7 @@ mod tests {
     fn discarding_an_existing_entry_reports_it() {
         let (mut s, usage) = shard();
         let existing = s.insert(Node::new("k", "v".to_owned(), 5, 0, 1, 0)).ok();
-        let mut out = Vec::new();
+        let mut out = Removals::new();
         let mut comp = Computation::new(&mut s, "k", 5, existing, 10, 0, &mut out);
         {
             let mut e = Entry::new(&mut comp);
@@ -309,8 +313,8 @@ mod tests {
             assert_eq!(e.insert("w".to_owned()), None);
         }
         assert!(comp.finish(weigh).is_some());
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].2, RemovalCause::Removed);
+        let causes: Vec<RemovalCause> = out.drain().map(|(_, _, cause)| cause).collect();
+        assert_eq!(causes, [RemovalCause::Removed]);
         assert_eq!((usage.len(), usage.weight()), (1, 1));
     }
 }

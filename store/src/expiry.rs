@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::clock::duration_to_millis;
 use crate::policy::RemovalCause;
-use crate::shard::{Removal, Shard};
+use crate::shard::{Removals, Shard};
 
 /// The stored form of "no expiry". Unambiguous because an expiry time `<= now` is never
 /// stored (the entry is removed instead) and `now >= 0`.
@@ -70,12 +70,7 @@ impl<K, V> Shard<K, V> {
     /// A removal moves the index's last entry into the freed place (swap-remove), so the
     /// cursor stays put after one; entries moved behind the cursor by removals elsewhere are
     /// picked up by the next pass.
-    pub(crate) fn sweep(
-        &mut self,
-        now: u64,
-        limit: usize,
-        out: &mut Vec<Removal<K, V>>,
-    ) -> SweepStep {
+    pub(crate) fn sweep(&mut self, now: u64, limit: usize, out: &mut Removals<K, V>) -> SweepStep {
         let mut step = SweepStep {
             checked: 0,
             removed: 0,

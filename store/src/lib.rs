@@ -61,16 +61,21 @@
 //!
 //! - `cache`: the [`Cache`] handle and its [`CacheBuilder`]; whole-keyspace operations
 //!   (SCAN, active expiry, random key, clear).
-//! - `shard`: one shard's slab of entries, hash index, LRU list and expiring index.
+//! - `shard`: one shard's slab of entries, hash index, LRU list (kept only under
+//!   `allkeys-lru`) and expiring index.
 //! - `entry`: [`Entry`] (the `compute` view) and [`EntryInfo`].
 //! - `policy`: [`Policy`], [`RemovalCause`] and victim selection, one file per family.
 //! - `memory`: weights, totals and the bound-enforcing eviction loop.
 //! - `expiry`: expiry times and the incremental sweep.
-//! - `stats`: per-entry recency and Redis's LFU counter; per-shard counters, [`CacheStats`].
+//! - `stats`: per-entry recency and Redis's LFU counter, and which of them each policy keeps
+//!   up to date; per-shard counters, [`CacheStats`].
 //! - `clock`: [`Clock`], [`SystemClock`], [`ManualClock`].
 //!
 //! # Consistency and concurrency
 //!
+//! - Keys are hashed once per operation, outside any lock, with foldhash under secret
+//!   random seeds: no precomputed list of keys collides in every process, but foldhash does
+//!   not claim to withstand an attacker who works out the seeds by timing (SipHash would).
 //! - Keys are spread over a power-of-two number of shards by hash. Each shard is one
 //!   `parking_lot::Mutex` over its own map and eviction metadata, held for one short
 //!   operation; there is no global lock. Reads lock their shard too (a read records an
@@ -87,6 +92,9 @@
 //!   of 10 entries of the shard (all of them in small shards). A write evicts from its own
 //!   shard first, and from the other shards only if its shard has nothing evictable, so the
 //!   cache-wide order is approximate, as in Redis.
+//! - An access records only what the policy in force uses: the last-access time always, the
+//!   LRU list under `allkeys-lru`, the LFU counter under the LFU policies.
+//!   [`Cache::set_policy`] rebuilds the LRU lists when switching into `allkeys-lru`.
 //! - Expiry is lazy (any access to an expired entry removes it) plus
 //!   [`Cache::sweep_expired`], a bounded incremental sweep the owner calls periodically.
 //! - The removal listener is called once per entry that leaves the cache, after the shard

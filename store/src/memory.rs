@@ -30,7 +30,7 @@ use crate::cache::Inner;
 use crate::error::Error;
 use crate::expiry;
 use crate::policy::{select_victim, Policy, RemovalCause};
-use crate::shard::{Removal, Shard};
+use crate::shard::{Removals, Shard};
 
 /// Victims taken from one shard per lock hold when evicting across shards: enough to make
 /// room for a large value quickly, few enough to spread evictions across shards and to keep
@@ -188,7 +188,7 @@ impl<K, V> Inner<K, V> {
         policy: Policy,
         protect: Option<u32>,
         now: u64,
-        out: &mut Vec<Removal<K, V>>,
+        out: &mut Removals<K, V>,
     ) -> bool {
         let Some(pos) = select_victim(shard, policy, protect, now, self.lfu) else {
             return false;
@@ -215,7 +215,7 @@ impl<K, V> Inner<K, V> {
         change: Change,
         protect: Option<u32>,
         now: u64,
-        out: &mut Vec<Removal<K, V>>,
+        out: &mut Removals<K, V>,
     ) -> bool {
         let policy = self.policy();
         loop {
@@ -258,7 +258,7 @@ impl<K, V> Inner<K, V> {
         }
         let n = self.shards.len();
         let start = rand::thread_rng().gen_range(0..n);
-        let mut out = Vec::new();
+        let mut out = Removals::new();
         let mut evicted_any = false;
         loop {
             let mut progress = false;

@@ -3,13 +3,18 @@
 //! Victims are chosen per shard, by one function per policy family:
 //! - [`lru`]: `allkeys-lru` takes the exact least recently used entry from the shard's LRU
 //!   list; `volatile-lru` takes the least recently used among a sample of entries with an
-//!   expiry.
+//!   expiry, by last-access time. (While `set_policy` is still rebuilding a shard's list,
+//!   `allkeys-lru` samples that shard by last-access time too.)
 //! - [`lfu`]: the lowest decayed Redis LFU counter among a sample (ties: least recent).
 //! - [`random`]: any entry, or any entry with an expiry.
 //! - [`ttl`]: `volatile-ttl`, the soonest expiry among a sample.
 //!
 //! Samples hold [`EVICTION_SAMPLES`] entries; a shard (or its expiring index) no larger than
-//! that is examined whole, so small caches evict exactly.
+//! that is examined whole, so small caches evict exactly. Samples are drawn by random
+//! probes of the slab; when those keep missing (a slab left sparse by mass removals), by a
+//! walk over the slab that resumes where the shard's previous walk stopped, so repeated
+//! evictions from a sparse shard cost one pass over its positions in total, not one each.
+//! The policy also decides which access statistics are kept at all ([`Policy::tracking`]).
 
 mod lfu;
 mod lru;
@@ -17,15 +22,15 @@ mod random;
 mod ttl;
 
 use crate::shard::{Node, Shard};
-use crate::stats::LfuConfig;
+use crate::stats::{LfuConfig, Tracking};
 
 /// Entries compared per eviction by the sampling policies. Redis's `maxmemory-samples`
 /// defaults to 5 and its docs note 10 comes very close to true LRU; we take 10, since our
 /// samples cost one lock hold in one shard.
 pub(crate) const EVICTION_SAMPLES: usize = 10;
 
-/// Random probes per wanted sample before falling back to the LRU list (a slab left sparse
-/// by mass removals makes probes miss).
+/// Random probes per wanted sample before falling back to walking the slab (a slab left
+/// sparse by mass removals makes probes miss).
 const PROBES_PER_SAMPLE: usize = 4;
 
 /// Which entries an eviction policy, and whether it may evict at all.
@@ -132,6 +137,16 @@ impl Policy {
         self.0 != Kind::NoEviction
     }
 
+    /// The access statistics this policy needs kept up to date (see the `stats` module):
+    /// the LRU list for `allkeys-lru` only (`volatile-lru` samples by last-access time),
+    /// the frequency counter for the LFU policies only.
+    pub(crate) fn tracking(self) -> Tracking {
+        Tracking {
+            lru_list: self.0 == Kind::AllKeysLru,
+            frequency: matches!(self.0, Kind::AllKeysLfu | Kind::VolatileLfu),
+        }
+    }
+
     pub(crate) fn to_u8(self) -> u8 {
         ALL.iter().position(|(k, _)| *k == self.0).unwrap_or(0) as u8
     }
@@ -182,8 +197,9 @@ pub(crate) fn select_victim<K, V>(
 ) -> Option<u32> {
     match policy.0 {
         Kind::NoEviction => None,
-        Kind::AllKeysLru => lru::least_recent(shard, protect),
-        Kind::VolatileLru => lru::sampled(shard, protect),
+        Kind::AllKeysLru if shard.lru_listed() => lru::least_recent(shard, protect),
+        Kind::AllKeysLru => lru::sampled(shard, Scope::AllKeys, protect),
+        Kind::VolatileLru => lru::sampled(shard, Scope::Volatile, protect),
         Kind::AllKeysLfu => lfu::sampled(shard, Scope::AllKeys, protect, now, lfu),
         Kind::VolatileLfu => lfu::sampled(shard, Scope::Volatile, protect, now, lfu),
         Kind::AllKeysRandom => random::any(shard, Scope::AllKeys, protect),
@@ -192,15 +208,57 @@ pub(crate) fn select_victim<K, V>(
     }
 }
 
+/// Most candidates a sample holds: [`EVICTION_SAMPLES`], or a whole scope of one more
+/// (examined whole when `protect` is not in it).
+const SAMPLE_CAPACITY: usize = EVICTION_SAMPLES + 1;
+
+/// Candidate positions, on the stack: drawing a sample allocates nothing.
+pub(crate) struct Sample {
+    positions: [u32; SAMPLE_CAPACITY],
+    len: usize,
+}
+
+impl Sample {
+    fn new() -> Self {
+        Self {
+            positions: [0; SAMPLE_CAPACITY],
+            len: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == SAMPLE_CAPACITY
+    }
+
+    /// Adds `pos`; ignored when full.
+    fn push(&mut self, pos: u32) {
+        if let Some(slot) = self.positions.get_mut(self.len) {
+            *slot = pos;
+            self.len += 1;
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u32] {
+        self.positions.get(..self.len).unwrap_or_default()
+    }
+}
+
 /// Up to [`EVICTION_SAMPLES`] candidate positions from `scope`, excluding `protect`;
 /// every candidate when the scope is that small. May repeat a position.
-fn sample<K, V>(shard: &mut Shard<K, V>, scope: Scope, protect: Option<u32>) -> Vec<u32> {
-    let mut out = Vec::with_capacity(EVICTION_SAMPLES);
+fn sample<K, V>(shard: &mut Shard<K, V>, scope: Scope, protect: Option<u32>) -> Sample {
+    let mut out = Sample::new();
     let keep = |pos: &u32| Some(*pos) != protect;
     match scope {
-        Scope::Volatile if shard.expiring_len() <= EVICTION_SAMPLES + 1 => {
-            out.extend((0..shard.expiring_len()).filter_map(|i| shard.expiring_at(i)));
-            out.retain(keep);
+        Scope::Volatile if shard.expiring_len() <= SAMPLE_CAPACITY => {
+            for pos in (0..shard.expiring_len()).filter_map(|i| shard.expiring_at(i)) {
+                if keep(&pos) {
+                    out.push(pos);
+                }
+            }
         }
         Scope::Volatile => {
             for _ in 0..EVICTION_SAMPLES * PROBES_PER_SAMPLE {
@@ -213,7 +271,7 @@ fn sample<K, V>(shard: &mut Shard<K, V>, scope: Scope, protect: Option<u32>) -> 
             }
         }
         Scope::AllKeys => {
-            if shard.len() as usize > EVICTION_SAMPLES + 1 {
+            if shard.len() as usize > SAMPLE_CAPACITY {
                 for _ in 0..EVICTION_SAMPLES * PROBES_PER_SAMPLE {
                     if out.len() == EVICTION_SAMPLES {
                         break;
@@ -224,35 +282,57 @@ fn sample<K, V>(shard: &mut Shard<K, V>, scope: Scope, protect: Option<u32>) -> 
                     }
                 }
             }
-            if out.is_empty() {
-                let mut cur = shard.lru_tail();
-                while let Some(pos) = cur {
-                    if out.len() == EVICTION_SAMPLES {
-                        break;
-                    }
-                    if keep(&pos) {
-                        out.push(pos);
-                    }
-                    cur = shard.more_recent(pos);
-                }
+            if out.len() == 0 {
+                walk(shard, protect, |pos| {
+                    out.push(pos);
+                    !out.is_full()
+                });
             }
         }
     }
     out
 }
 
-/// The least recently used entry other than `protect`, for when random probes miss.
-fn least_recent_fallback<K, V>(shard: &Shard<K, V>, protect: Option<u32>) -> Option<u32> {
-    lru::least_recent(shard, protect)
+/// Visits occupied positions other than `protect` along the shard's slab walk, until
+/// `visit` returns false, every entry was seen, or every position was passed once.
+fn walk<K, V>(shard: &mut Shard<K, V>, protect: Option<u32>, mut visit: impl FnMut(u32) -> bool) {
+    let entries = shard.len();
+    let mut seen = 0;
+    for _ in 0..shard.positions() {
+        if seen == entries {
+            return;
+        }
+        let Some(pos) = shard.walk_step() else {
+            return;
+        };
+        if shard.node(pos).is_none() {
+            continue;
+        }
+        seen += 1;
+        if Some(pos) != protect && !visit(pos) {
+            return;
+        }
+    }
+}
+
+/// Some entry other than `protect`, found by walking the slab, for when random probes miss.
+fn walk_fallback<K, V>(shard: &mut Shard<K, V>, protect: Option<u32>) -> Option<u32> {
+    let mut found = None;
+    walk(shard, protect, |pos| {
+        found = Some(pos);
+        false
+    });
+    found
 }
 
 /// The sampled position whose node has the smallest `score`.
 fn lowest<K, V, S: Ord>(
     shard: &Shard<K, V>,
-    candidates: &[u32],
+    candidates: &Sample,
     score: impl Fn(&Node<K, V>) -> S,
 ) -> Option<u32> {
     candidates
+        .as_slice()
         .iter()
         .filter_map(|&pos| shard.node(pos).map(|n| (score(n), pos)))
         .min_by(|a, b| a.0.cmp(&b.0))
@@ -320,6 +400,7 @@ mod victim_tests {
             Arc::new(Usage::default()),
             Arc::new(ShardStats::default()),
             StdRng::seed_from_u64(3),
+            Tracking::ALL,
         );
         for k in 0..n {
             let node = Node::new(k, k, u64::from(k) << 32, expiry(k), 1, u64::from(k));
@@ -339,6 +420,42 @@ mod victim_tests {
         assert_eq!(victim(&mut s, Policy::allkeys_lru(), Some(0)), Some(1));
         let mut one = shard(1, |_| 0);
         assert_eq!(victim(&mut one, Policy::allkeys_lru(), Some(0)), None);
+    }
+
+    #[test]
+    fn lru_samples_by_access_time_until_the_list_is_rebuilt() {
+        let mut s = shard(5, |_| 0);
+        s.set_tracking(Tracking {
+            lru_list: false,
+            frequency: false,
+        });
+        for (pos, t) in [(0, 50), (1, 40), (3, 60), (4, 70)] {
+            s.touch(pos, t, LfuConfig::default());
+        }
+        assert_eq!(victim(&mut s, Policy::allkeys_lru(), None), Some(2));
+        assert_eq!(victim(&mut s, Policy::allkeys_lru(), Some(2)), Some(1));
+    }
+
+    #[test]
+    fn tracking_follows_the_policy() {
+        let tracked: Vec<(&str, bool, bool)> = Policy::all()
+            .map(|p| {
+                (
+                    p.redis_name(),
+                    p.tracking().lru_list,
+                    p.tracking().frequency,
+                )
+            })
+            .filter(|(_, list, freq)| *list || *freq)
+            .collect();
+        assert_eq!(
+            tracked,
+            [
+                ("allkeys-lru", true, false),
+                ("allkeys-lfu", false, true),
+                ("volatile-lfu", false, true)
+            ]
+        );
     }
 
     #[test]

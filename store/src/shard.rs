@@ -6,11 +6,14 @@
 //! - `table`: a SwissTable of `u64` words `(hash32 << 32) | position`, keyed by the upper 32
 //!   bits of the key's hash. Growth rehashes these words alone, never touching the slab, and
 //!   a lookup compares the stored hash bits before touching an entry.
-//! - an intrusive doubly linked LRU list through the entries (`prev`/`next` positions), most
-//!   recent at the head: exact LRU order per shard for `allkeys-lru`.
+//! - `lru`: an intrusive doubly linked LRU list through the entries (`prev`/`next`
+//!   positions), most recent at the head: exact LRU order per shard for `allkeys-lru`, kept
+//!   only under that policy ([`lru_list`]).
 //! - `expiring`: the positions of entries with an expiry (Redis's `expires` dict), each entry
 //!   knowing its place in it, for O(1) add/remove, counting and sampling.
 
+pub(crate) mod lru_list;
+mod removal;
 pub(crate) mod slab;
 
 use std::borrow::Borrow;
@@ -21,12 +24,10 @@ use rand::rngs::StdRng;
 use rand::Rng;
 
 use crate::memory::Usage;
-use crate::policy::RemovalCause;
-use crate::stats::{Access, LfuConfig, ShardStats};
+use crate::stats::{Access, LfuConfig, ShardStats, Tracking};
+use lru_list::LruList;
+pub(crate) use removal::Removals;
 use slab::{Slab, NIL};
-
-/// An entry leaving the cache, on its way to the removal listener (called after unlock).
-pub(crate) type Removal<K, V> = (K, V, RemovalCause);
 
 /// Spreads the 32 stored hash bits over a 64-bit table hash (Knuth's multiplicative
 /// hashing), so both the table's bucket bits (low) and control-byte bits (high) vary.
@@ -91,13 +92,16 @@ impl<K, V> Node<K, V> {
 pub(crate) struct Shard<K, V> {
     slab: Slab<Node<K, V>>,
     table: HashTable<u64>,
-    /// Most and least recently used positions, or `NIL`.
-    lru_head: u32,
-    lru_tail: u32,
+    /// The LRU order, kept while the policy evicts from it.
+    lru: LruList,
+    /// Whether accesses count in the entries' LFU counters (an LFU policy is in force).
+    count_frequency: bool,
     /// Positions of entries that have an expiry, in no particular order.
     expiring: Vec<u32>,
     /// Where the active sweep resumes in `expiring`.
     pub(crate) sweep_cursor: usize,
+    /// Where the eviction sampler's slab walk resumes (see `policy::walk`).
+    walk_cursor: u32,
     /// Sum of this shard's entry weights.
     weight: u64,
     /// Randomness for LFU increments and eviction sampling.
@@ -107,14 +111,20 @@ pub(crate) struct Shard<K, V> {
 }
 
 impl<K, V> Shard<K, V> {
-    pub(crate) fn new(usage: Arc<Usage>, stats: Arc<ShardStats>, rng: StdRng) -> Self {
+    pub(crate) fn new(
+        usage: Arc<Usage>,
+        stats: Arc<ShardStats>,
+        rng: StdRng,
+        tracking: Tracking,
+    ) -> Self {
         Self {
             slab: Slab::new(),
             table: HashTable::new(),
-            lru_head: NIL,
-            lru_tail: NIL,
+            lru: LruList::new(tracking.lru_list),
+            count_frequency: tracking.frequency,
             expiring: Vec::new(),
             sweep_cursor: 0,
+            walk_cursor: 0,
             weight: 0,
             rng,
             usage,
@@ -167,14 +177,56 @@ impl<K, V> Shard<K, V> {
         self.slab.get_mut(pos)
     }
 
-    /// The least recently used position.
-    pub(crate) fn lru_tail(&self) -> Option<u32> {
-        (self.lru_tail != NIL).then_some(self.lru_tail)
+    /// Which access statistics this shard keeps up to date.
+    #[cfg(test)]
+    pub(crate) fn tracking(&self) -> Tracking {
+        Tracking {
+            lru_list: self.lru.is_enabled(),
+            frequency: self.count_frequency,
+        }
     }
 
-    /// The next more recently used position after `pos`.
+    /// Switches the access statistics kept (for a new policy). Turning the LRU list on
+    /// rebuilds it from the entries' last-access times: O(n log n) in the shard's entries,
+    /// under the shard's lock. Turning it off is O(1).
+    pub(crate) fn set_tracking(&mut self, tracking: Tracking) {
+        self.count_frequency = tracking.frequency;
+        match (self.lru.is_enabled(), tracking.lru_list) {
+            (false, true) => self.lru.rebuild(&mut self.slab),
+            (true, false) => self.lru.disable(),
+            _ => {}
+        }
+    }
+
+    /// Whether the LRU list is kept, so [`lru_tail`](Self::lru_tail) is exact.
+    pub(crate) fn lru_listed(&self) -> bool {
+        self.lru.is_enabled()
+    }
+
+    /// The least recently used position (`None` when empty or the list is not kept).
+    pub(crate) fn lru_tail(&self) -> Option<u32> {
+        self.lru.tail()
+    }
+
+    /// The next more recently used position after `pos` (only meaningful while the list is
+    /// kept).
     pub(crate) fn more_recent(&self, pos: u32) -> Option<u32> {
         self.node(pos).map(|n| n.prev).filter(|&p| p != NIL)
+    }
+
+    /// The next position of the eviction sampler's slab walk, cycling over every position
+    /// (occupied or not); `None` when the slab has none.
+    pub(crate) fn walk_step(&mut self) -> Option<u32> {
+        let positions = self.slab.positions();
+        if positions == 0 {
+            return None;
+        }
+        if self.walk_cursor >= positions {
+            self.walk_cursor = 0;
+        }
+        let pos = self.walk_cursor;
+        self.walk_cursor += 1;
+        Some(pos)
     }
 
     /// Position of `key`, found with its full `hash`.
@@ -206,7 +258,7 @@ impl<K, V> Shard<K, V> {
         let pos = self.slab.insert(node)?;
         self.table
             .insert_unique(table_hash(h32), table_word(h32, pos), |&w| word_hash(w));
-        self.lru_push_front(pos);
+        self.lru.insert(&mut self.slab, pos);
         if expiring {
             self.expiring_add(pos);
         }
@@ -225,7 +277,7 @@ impl<K, V> Shard<K, V> {
         {
             found.remove();
         }
-        self.lru_unlink(pos);
+        self.lru.remove(&mut self.slab, pos);
         self.expiring_remove(pos);
         let node = self.slab.remove(pos)?;
         self.weight = self.weight.saturating_sub(node.weight);
@@ -239,25 +291,26 @@ impl<K, V> Shard<K, V> {
         let nodes = self.slab.take_all();
         self.table = HashTable::new();
         self.expiring = Vec::new();
-        self.lru_head = NIL;
-        self.lru_tail = NIL;
+        self.lru.clear();
         self.sweep_cursor = 0;
+        self.walk_cursor = 0;
         self.usage.sub(self.weight, nodes.len() as u64);
         self.weight = 0;
         self.publish();
         nodes
     }
 
-    /// Records an access: most recently used, LFU counter, idle time.
+    /// Records an access: idle time always; the LFU counter and the LRU list only while the
+    /// policy uses them.
     pub(crate) fn touch(&mut self, pos: u32, now: u64, lfu: LfuConfig) {
         let Some(node) = self.slab.get_mut(pos) else {
             return;
         };
-        node.access.touch(now, lfu, &mut self.rng);
-        if self.lru_head != pos {
-            self.lru_unlink(pos);
-            self.lru_push_front(pos);
+        node.access.record_recency(now);
+        if self.count_frequency {
+            node.access.record_frequency(now, lfu, &mut self.rng);
         }
+        self.lru.touch(&mut self.slab, pos);
     }
 
     /// Changes the stored expiry of the entry at `pos` (`NO_EXPIRY` to persist it).
@@ -268,12 +321,14 @@ impl<K, V> Shard<K, V> {
         let was = node.expire_at != crate::expiry::NO_EXPIRY;
         node.expire_at = raw;
         let is = raw != crate::expiry::NO_EXPIRY;
-        if was && !is {
-            self.expiring_remove(pos);
-        } else if is && !was {
-            self.expiring_add(pos);
+        if was != is {
+            if was {
+                self.expiring_remove(pos);
+            } else {
+                self.expiring_add(pos);
+            }
+            self.publish();
         }
-        self.publish();
     }
 
     /// Replaces the weight of the entry at `pos`, keeping the totals in step.
@@ -282,9 +337,14 @@ impl<K, V> Shard<K, V> {
             return;
         };
         let old = std::mem::replace(&mut node.weight, weight);
-        self.weight = self.weight.saturating_sub(old).saturating_add(weight);
-        self.usage.sub(old, 0);
-        self.usage.add(weight, 0);
+        // An overwrite with a same-sized value (the common `SET`) touches no shared atomic.
+        if weight > old {
+            self.weight = self.weight.saturating_add(weight - old);
+            self.usage.add(weight - old, 0);
+        } else if weight < old {
+            self.weight = self.weight.saturating_sub(old - weight);
+            self.usage.sub(old - weight, 0);
+        }
     }
 
     /// A uniformly random slab position (occupied or not), if the slab has any.
@@ -306,37 +366,6 @@ impl<K, V> Shard<K, V> {
     fn publish(&self) {
         self.stats
             .publish_sizes(u64::from(self.slab.len()), self.expiring.len() as u64);
-    }
-
-    fn lru_unlink(&mut self, pos: u32) {
-        let Some(node) = self.slab.get_mut(pos) else {
-            return;
-        };
-        let (prev, next) = (node.prev, node.next);
-        node.prev = NIL;
-        node.next = NIL;
-        match self.slab.get_mut(prev) {
-            Some(p) => p.next = next,
-            None => self.lru_head = next,
-        }
-        match self.slab.get_mut(next) {
-            Some(n) => n.prev = prev,
-            None => self.lru_tail = prev,
-        }
-    }
-
-    fn lru_push_front(&mut self, pos: u32) {
-        let old_head = self.lru_head;
-        let Some(node) = self.slab.get_mut(pos) else {
-            return;
-        };
-        node.prev = NIL;
-        node.next = old_head;
-        match self.slab.get_mut(old_head) {
-            Some(h) => h.prev = pos,
-            None => self.lru_tail = pos,
-        }
-        self.lru_head = pos;
     }
 
     fn expiring_add(&mut self, pos: u32) {
@@ -391,6 +420,7 @@ mod tests {
             Arc::clone(&usage),
             Arc::new(ShardStats::default()),
             StdRng::seed_from_u64(1),
+            Tracking::ALL,
         );
         (s, usage)
     }
@@ -445,6 +475,58 @@ mod tests {
         s.touch(c, 6, LfuConfig::default());
         assert_eq!(s.lru_order(), vec![b, a, c]);
         assert_eq!(s.node(c).map(|n| n.access.last_millis()), Some(6));
+    }
+
+    #[test]
+    fn without_the_list_accesses_record_only_the_time() {
+        let h = RandomState::new();
+        let (mut s, _) = shard();
+        s.set_tracking(Tracking {
+            lru_list: false,
+            frequency: false,
+        });
+        let a = put(&mut s, &h, "a", 1, 0);
+        let b = put(&mut s, &h, "b", 2, 0);
+        s.touch(a, 7, LfuConfig::default());
+        assert_eq!(s.lru_tail(), None);
+        assert!(s.lru_order().is_empty());
+        let access = s.node(a).map(|n| n.access);
+        assert_eq!(access.map(|x| x.last_millis()), Some(7));
+        assert_eq!(
+            access.map(|x| x.frequency(7, LfuConfig::default())),
+            Some(crate::stats::LFU_INITIAL_COUNTER)
+        );
+        assert!(s.remove(b).is_some());
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn turning_the_list_on_orders_it_by_last_access_then_position() {
+        let h = RandomState::new();
+        let (mut s, _) = shard();
+        let off = Tracking {
+            lru_list: false,
+            frequency: false,
+        };
+        s.set_tracking(off);
+        let keys = ["a", "b", "c", "d", "e"];
+        let pos: Vec<u32> = keys.iter().map(|k| put(&mut s, &h, k, 0, 0)).collect();
+        // Last access times: a 30, b 10, c 20, d 10, e 0 (never touched).
+        for (i, t) in [(0, 30), (1, 10), (2, 20), (3, 10)] {
+            s.touch(pos[i], t, LfuConfig::default());
+        }
+        s.set_tracking(Tracking::ALL);
+        assert_eq!(s.tracking(), Tracking::ALL);
+        assert_eq!(s.lru_order(), vec![pos[4], pos[1], pos[3], pos[2], pos[0]]);
+        // The rebuilt list is live: accesses, inserts and removals keep it exact.
+        s.touch(pos[4], 40, LfuConfig::default());
+        let f = put(&mut s, &h, "f", 0, 0);
+        let _ = s.remove(pos[3]);
+        assert_eq!(s.lru_order(), vec![pos[1], pos[2], pos[0], pos[4], f]);
+        // Off and on again, with no accesses in between: same order by time.
+        s.set_tracking(off);
+        s.set_tracking(Tracking::ALL);
+        assert_eq!(s.lru_order(), vec![f, pos[1], pos[2], pos[0], pos[4]]);
     }
 
     #[test]

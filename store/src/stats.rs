@@ -1,8 +1,17 @@
 //! Access statistics: per-entry recency and frequency, and per-shard operation counters.
 //!
-//! Every entry keeps its last-access time (for LRU and `OBJECT IDLETIME`) and a logarithmic
-//! frequency counter (for LFU and `OBJECT FREQ`) whatever the policy, so the policy can be
-//! switched at runtime without losing history.
+//! What an access records depends on the policy ([`Tracking`]), so that the policies that
+//! do not need it pay nothing for it:
+//! - the last-access time (`OBJECT IDLETIME`, sampled LRU) is always recorded: it is one
+//!   store into the entry, which the lookup has just brought into cache anyway;
+//! - the logarithmic frequency counter (LFU, `OBJECT FREQ`), with its random draw, only
+//!   under `allkeys-lfu` and `volatile-lfu`. Under other policies it keeps its last value
+//!   and keeps decaying with time, so after a switch to an LFU policy counters start from
+//!   that stale (low) value and adjust as keys are read: Redis's caveat that LRU and LFU
+//!   data "take some time to adjust" after a switch, in a milder form;
+//! - the exact LRU list (`crate::shard::lru`) only under `allkeys-lru`, the one policy
+//!   that evicts from it; switching into that policy rebuilds it from the last-access
+//!   times ([`Cache::set_policy`](crate::Cache::set_policy)).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -40,6 +49,26 @@ impl Default for LfuConfig {
     }
 }
 
+/// Which access statistics the shards keep up to date, derived from the policy
+/// ([`Policy::tracking`](crate::Policy)). Each shard holds its own copy, changed under its
+/// lock by `set_policy`, so a shard's LRU list and its flag never disagree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Tracking {
+    /// Keep the shard's exact LRU list (`allkeys-lru`).
+    pub(crate) lru_list: bool,
+    /// Count accesses in the LFU counter (`allkeys-lfu`, `volatile-lfu`).
+    pub(crate) frequency: bool,
+}
+
+impl Tracking {
+    /// Everything: what unit tests of victim selection use.
+    #[cfg(test)]
+    pub(crate) const ALL: Tracking = Tracking {
+        lru_list: true,
+        frequency: true,
+    };
+}
+
 /// One entry's access record: last access and a Morris-style logarithmic counter.
 ///
 /// The counter follows Redis's LFU design (`evict.c`, "LFU (Least Frequently Used)
@@ -66,8 +95,21 @@ impl Access {
         }
     }
 
-    /// Records one access: decays the counter for the idle time, then maybe increments it.
+    /// Records one access in full: recency and the LFU counter.
+    #[cfg(test)]
     pub(crate) fn touch(&mut self, now_millis: u64, lfu: LfuConfig, rng: &mut impl Rng) {
+        self.record_recency(now_millis);
+        self.record_frequency(now_millis, lfu, rng);
+    }
+
+    /// Records the time of an access (never moving it backwards).
+    pub(crate) fn record_recency(&mut self, now_millis: u64) {
+        self.last_millis = self.last_millis.max(now_millis);
+    }
+
+    /// Counts an access in the LFU counter: decays it for the idle time, then maybe
+    /// increments it.
+    pub(crate) fn record_frequency(&mut self, now_millis: u64, lfu: LfuConfig, rng: &mut impl Rng) {
         let mut counter = self.frequency(now_millis, lfu);
         if counter < u8::MAX {
             let base = f64::from(counter.saturating_sub(LFU_INITIAL_COUNTER));
@@ -78,10 +120,10 @@ impl Access {
         }
         self.counter = counter;
         self.lfu_minutes = minutes(now_millis);
-        self.last_millis = self.last_millis.max(now_millis);
     }
 
-    /// The counter as of `now_millis`, decayed but not written back (`OBJECT FREQ`).
+    /// The counter as of `now_millis`, decayed but not written back (`OBJECT FREQ`). Under a
+    /// policy that does not count frequency, the value last counted, decayed since.
     pub(crate) fn frequency(&self, now_millis: u64, lfu: LfuConfig) -> u8 {
         if lfu.decay_minutes == 0 {
             return self.counter;
@@ -162,9 +204,15 @@ pub(crate) struct ShardStats {
     expiring: AtomicU64,
 }
 
-/// Adds `n` to a counter only lock holders write.
+/// Adds `n` to a counter only the shard's lock holder writes. Holders are serialized by the
+/// lock (which orders each holder's store before the next holder's load), so a plain load
+/// and store suffice: no read-modify-write instruction on the hot path. Lock-free readers
+/// see some recent value, as with `fetch_add`.
 fn bump(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Ordering::Relaxed);
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
 }
 
 impl ShardStats {

@@ -350,7 +350,7 @@ fn the_entry_bound_counts_entries() {
 
 #[test]
 fn entry_info_reports_idle_time_frequency_and_weight_without_touching() {
-    let (cache, clock, _) = plain();
+    let (cache, clock, _) = cache_with(|b| b.policy(Policy::allkeys_lfu()));
     cache
         .insert_with_expiry(s("k"), s("v"), Some(START_MILLIS + 60_000))
         .expect("fits");
@@ -364,6 +364,43 @@ fn entry_info_reports_idle_time_frequency_and_weight_without_touching() {
     let info = cache.entry_info("k").expect("present");
     assert_eq!((info.idle_millis, info.frequency), (0, 6));
     assert_eq!(cache.entry_info("missing"), None);
+}
+
+#[test]
+fn frequency_is_counted_only_under_lfu_policies_and_kept_across_switches() {
+    let (cache, clock, _) = plain();
+    cache.insert(s("k"), s("v")).expect("fits");
+    for _ in 0..3 {
+        cache.get("k");
+    }
+    let info = cache.entry_info("k").expect("present");
+    assert_eq!(
+        (info.idle_millis, info.frequency),
+        (0, 5),
+        "LRU counts no frequency"
+    );
+
+    cache.set_policy(Policy::volatile_lfu());
+    cache.get("k");
+    assert_eq!(cache.entry_info("k").map(|i| i.frequency), Some(6));
+
+    cache.set_policy(Policy::no_eviction());
+    for _ in 0..3 {
+        cache.get("k");
+    }
+    clock.advance(Duration::from_millis(500));
+    let info = cache.entry_info("k").expect("present");
+    assert_eq!(
+        (info.idle_millis, info.frequency),
+        (500, 6),
+        "the stored counter, idle time still recorded"
+    );
+    clock.advance(Duration::from_secs(120));
+    assert_eq!(
+        cache.entry_info("k").map(|i| i.frequency),
+        Some(4),
+        "and it keeps decaying"
+    );
 }
 
 #[test]

@@ -56,6 +56,10 @@ enum Op {
     Sweep {
         checks: usize,
     },
+    /// Switches to `Policy::all()`'s policy at this index (`CONFIG SET maxmemory-policy`).
+    SetPolicy {
+        index: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -73,6 +77,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(key, offset)| Op::SetExpireAt { key, offset }),
         2 => (0..30u64).prop_map(|millis| Op::Advance { millis }),
         1 => (0..20usize).prop_map(|checks| Op::Sweep { checks }),
+        1 => (0..8usize).prop_map(|index| Op::SetPolicy { index }),
     ]
 }
 
@@ -336,6 +341,13 @@ impl Harness {
                 assert_eq!(removed, reported);
                 assert!(removed <= checks);
                 self.absorb(None);
+            }
+            Op::SetPolicy { index } => {
+                if let Some(policy) = Policy::all().nth(index) {
+                    self.cache.set_policy(policy);
+                    self.policy = policy;
+                    assert_eq!(self.cache.policy(), policy);
+                }
             }
         }
     }

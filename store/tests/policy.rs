@@ -51,6 +51,53 @@ fn lru_evicts_the_least_recently_used() {
 }
 
 #[test]
+fn switching_into_lru_orders_eviction_by_last_access_time() {
+    let (cache, clock, evicted) = bounded(Policy::no_eviction(), 4);
+    for k in 1..=4 {
+        cache.insert(k, k).expect("fits");
+        clock.advance(Duration::from_millis(1));
+    }
+    for k in [3, 1, 4, 2] {
+        cache.get(&k);
+        clock.advance(Duration::from_millis(1));
+    }
+    assert_eq!(cache.insert(5, 5), Err(Error::TooManyEntries { max: 4 }));
+    cache.set_policy(Policy::allkeys_lru());
+    for k in 5..=8 {
+        cache.insert(k, k).expect("evicts");
+    }
+    assert_eq!(*evicted.lock(), vec![3, 1, 4, 2]);
+}
+
+#[test]
+fn accesses_while_the_list_is_off_count_after_switching_back() {
+    let (cache, clock, evicted) = bounded(Policy::allkeys_lru(), 5);
+    for k in 1..=5 {
+        cache.insert(k, k).expect("fits");
+        clock.advance(Duration::from_millis(1));
+    }
+    cache.set_policy(Policy::allkeys_random());
+    // Reads, an overwrite, a removal and a new key, none of them seen by a list.
+    cache.get(&1);
+    clock.advance(Duration::from_millis(1));
+    cache.insert(3, 30).expect("fits");
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(cache.remove(&2), Some(2));
+    cache.insert(6, 6).expect("fits");
+    clock.advance(Duration::from_millis(1));
+    cache.peek_with(&4, |_| ());
+    cache.set_policy(Policy::allkeys_lru());
+    for k in 7..=11 {
+        cache.insert(k, k).expect("evicts");
+    }
+    assert_eq!(
+        *evicted.lock(),
+        vec![4, 5, 1, 3, 6],
+        "last access order; peeking is no access"
+    );
+}
+
+#[test]
 fn lfu_keeps_the_frequently_read() {
     let (cache, clock, _) = bounded(Policy::allkeys_lfu(), 10);
     for k in 0..10 {

@@ -1,11 +1,12 @@
 //! [`CacheBuilder`]: bounds, policy, TTL, clock, listener and shard count of a new cache.
 
-use std::collections::hash_map::RandomState;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU8, AtomicUsize};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use foldhash::quality::SeedableRandomState;
+use foldhash::SharedSeed;
 use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -186,6 +187,7 @@ where
                     Arc::clone(&usage),
                     Arc::clone(s),
                     StdRng::seed_from_u64(seeds.gen()),
+                    self.policy.tracking(),
                 )),
             })
             .collect();
@@ -195,7 +197,8 @@ where
             usage,
             limits: Limits::new(self.max_weight, self.max_entries),
             policy: AtomicU8::new(self.policy.to_u8()),
-            hasher: RandomState::new(),
+            policy_switch: Mutex::new(()),
+            hasher: key_hasher(),
             shard_mask: (n - 1) as u64,
             shard_bits: n.trailing_zeros(),
             weigher: self.weigher,
@@ -210,6 +213,22 @@ where
             inner: Arc::new(inner),
         })
     }
+}
+
+/// A new cache's key hasher: foldhash, several times cheaper than SipHash on short keys,
+/// keyed by secrets from the OS's randomness: a process-wide shared seed drawn once, and a
+/// per-cache seed. (`hashbrown::DefaultHashBuilder` seeds foldhash from the address-space
+/// layout alone.) Its `quality` variant, not hashbrown's `fast` one: shards are picked by
+/// the hash's low bits, and with some seeds `fast` spreads similar keys (small integers)
+/// very unevenly there, up to leaving a shard empty; `quality` costs one more multiply.
+///
+/// Secret seeds mean no list of keys collides in every process (the precomputed-collision
+/// HashDoS); foldhash does not claim to withstand an attacker who learns the seeds by
+/// timing the server, where SipHash (std's `RandomState`, Redis's choice) would.
+fn key_hasher() -> SeedableRandomState {
+    static SHARED: OnceLock<SharedSeed> = OnceLock::new();
+    let shared = SHARED.get_or_init(|| SharedSeed::from_u64(rand::random()));
+    SeedableRandomState::with_seed(rand::random(), shared)
 }
 
 /// `next_pow2(4 × available_parallelism)`, capped at [`MAX_DEFAULT_SHARDS`].
@@ -240,6 +259,33 @@ mod tests {
     fn the_default_shard_count_is_a_capped_power_of_two() {
         let n = default_shards();
         assert!(n.is_power_of_two() && (SHARDS_PER_CPU..=MAX_DEFAULT_SHARDS).contains(&n));
+    }
+
+    #[test]
+    fn each_cache_hashes_with_its_own_seed() {
+        use std::hash::BuildHasher;
+        let (a, b) = (key_hasher(), key_hasher());
+        let differ = (0..8u64).filter(|k| a.hash_one(k) != b.hash_one(k)).count();
+        assert_eq!(differ, 8);
+    }
+
+    #[test]
+    fn the_hash_low_bits_spread_small_integers_under_any_seed() {
+        use std::hash::BuildHasher;
+        for seed in 0..64u64 {
+            let shared: &'static SharedSeed = Box::leak(Box::new(SharedSeed::from_u64(
+                seed.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            )));
+            let hasher = SeedableRandomState::with_seed(seed, shared);
+            let mut shards = [0u32; 8];
+            for k in 0..800u32 {
+                shards[(hasher.hash_one(k) & 7) as usize] += 1;
+            }
+            assert!(
+                shards.iter().all(|n| (50..150).contains(n)),
+                "{seed}: {shards:?}"
+            );
+        }
     }
 
     #[test]

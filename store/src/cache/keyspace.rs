@@ -8,6 +8,7 @@ use rand::Rng;
 use super::Cache;
 use crate::expiry::{self, SWEEP_CHECKS_PER_LOCK};
 use crate::policy::{select_victim, Policy, RemovalCause};
+use crate::shard::Removals;
 
 /// Shards tried by [`Cache::random_key`] before giving up on a keyspace of expired keys.
 const RANDOM_KEY_ATTEMPTS: usize = 16;
@@ -42,7 +43,7 @@ where
         let mut pos = cursor >> bits;
         let mut budget = count.max(1);
         let now = inner.now();
-        let mut out = Vec::new();
+        let mut out = Removals::new();
         loop {
             {
                 let mut shard = inner.lock(shard_i);
@@ -96,7 +97,7 @@ where
         let now = inner.now();
         let mut budget = max_checks;
         let mut removed = 0;
-        let mut out = Vec::new();
+        let mut out = Removals::new();
         while budget > 0 {
             let raw = inner.sweep_shard.load(Ordering::Relaxed);
             let step = {
@@ -128,7 +129,7 @@ where
         let inner = &*self.inner;
         let now = inner.now();
         let mut rng = rand::thread_rng();
-        let mut out = Vec::new();
+        let mut out = Removals::new();
         for _ in 0..RANDOM_KEY_ATTEMPTS {
             let total: u64 = inner.stats.iter().map(|s| s.len()).sum();
             if total == 0 {

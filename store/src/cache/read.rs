@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::Cache;
 use crate::entry::EntryInfo;
 use crate::expiry;
-use crate::shard::Node;
+use crate::shard::{Node, Removals};
 
 impl<K, V> Cache<K, V>
 where
@@ -28,7 +28,7 @@ where
     {
         let now = self.inner.now();
         let (hash, i) = self.locate(key);
-        let mut out = Vec::new();
+        let mut out = Removals::new();
         let result = {
             let mut shard = self.inner.lock(i);
             let pos = self.find_live(&mut shard, hash, key, now, &mut out);

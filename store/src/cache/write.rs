@@ -13,7 +13,7 @@ use crate::expiry;
 use crate::memory::{Change, MAX_ROOM_ROUNDS};
 use crate::policy::RemovalCause;
 use crate::shard::slab::MAX_POSITIONS;
-use crate::shard::{Node, Removal, Shard};
+use crate::shard::{Node, Removals, Shard};
 
 impl<K, V> Cache<K, V>
 where
@@ -63,7 +63,7 @@ where
     fn write(&self, key: K, value: V, at: Option<u64>, now: u64) -> Result<Option<V>, Error> {
         let inner = &*self.inner;
         let (hash, home) = self.locate(&key);
-        let mut out = Vec::new();
+        let mut out = Removals::new();
         if expiry::is_past(at, now) {
             let old = {
                 let mut shard = inner.lock(home);
@@ -139,7 +139,7 @@ where
         hash: u64,
         key: &Q,
         now: u64,
-        out: &mut Vec<Removal<K, V>>,
+        out: &mut Removals<K, V>,
         change: impl Fn(&Shard<K, V>, Option<u32>) -> Change,
     ) -> Result<(MutexGuard<'_, Shard<K, V>>, Option<u32>), Error>
     where
@@ -185,7 +185,7 @@ where
         home: usize,
         protect: Option<u32>,
         now: u64,
-        out: &mut Vec<Removal<K, V>>,
+        out: &mut Removals<K, V>,
     ) {
         let inner = &*self.inner;
         let fits = !inner.policy().evicts()
@@ -205,7 +205,7 @@ where
     {
         let now = self.inner.now();
         let (hash, i) = self.locate(key);
-        let mut out = Vec::new();
+        let mut out = Removals::new();
         let node = {
             let mut shard = self.inner.lock(i);
             self.find_live(&mut shard, hash, key, now, &mut out)
@@ -227,7 +227,7 @@ where
     {
         let now = self.inner.now();
         let (hash, i) = self.locate(key);
-        let mut out = Vec::new();
+        let mut out = Removals::new();
         let found = {
             let mut shard = self.inner.lock(i);
             let pos = self.find_live(&mut shard, hash, key, now, &mut out);
@@ -261,7 +261,7 @@ where
         let inner = &*self.inner;
         let now = inner.now();
         let (hash, home) = self.locate(&key);
-        let mut out = Vec::new();
+        let mut out = Removals::new();
         let locked = self.lock_with_room(home, hash, &key, now, &mut out, |_, _| Change::NONE);
         let (mut shard, pos) = match locked {
             Ok(locked) => locked,

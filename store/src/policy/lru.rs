@@ -1,4 +1,4 @@
-//! Least recently used: exact from the shard's LRU list, or sampled among expiring entries.
+//! Least recently used: exact from the shard's LRU list, or sampled by last-access time.
 
 use super::{lowest, sample, Scope};
 use crate::shard::Shard;
@@ -13,8 +13,13 @@ pub(super) fn least_recent<K, V>(shard: &Shard<K, V>, protect: Option<u32>) -> O
     }
 }
 
-/// The least recently used of a sample of entries with an expiry (`volatile-lru`).
-pub(super) fn sampled<K, V>(shard: &mut Shard<K, V>, protect: Option<u32>) -> Option<u32> {
-    let candidates = sample(shard, Scope::Volatile, protect);
+/// The least recently used of a sample from `scope`, by last-access time (`volatile-lru`;
+/// `allkeys-lru` in a shard whose list is not built yet).
+pub(super) fn sampled<K, V>(
+    shard: &mut Shard<K, V>,
+    scope: Scope,
+    protect: Option<u32>,
+) -> Option<u32> {
+    let candidates = sample(shard, scope, protect);
     lowest(shard, &candidates, |n| n.access.last_millis())
 }

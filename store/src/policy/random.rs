@@ -1,6 +1,6 @@
 //! Random eviction: any entry, or any entry with an expiry.
 
-use super::{least_recent_fallback, Scope, EVICTION_SAMPLES, PROBES_PER_SAMPLE};
+use super::{walk_fallback, Scope, EVICTION_SAMPLES, PROBES_PER_SAMPLE};
 use crate::shard::Shard;
 
 /// A random entry of `scope` other than `protect` (`allkeys-random`, `volatile-random`).
@@ -20,7 +20,7 @@ pub(super) fn any<K, V>(
     }
     // Probes keep missing: a sparse slab, or a scope holding only `protect`.
     match scope {
-        Scope::AllKeys => least_recent_fallback(shard, protect),
+        Scope::AllKeys => walk_fallback(shard, protect),
         Scope::Volatile => (0..shard.expiring_len())
             .filter_map(|i| shard.expiring_at(i))
             .find(|&pos| Some(pos) != protect),

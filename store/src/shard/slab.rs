@@ -80,6 +80,18 @@ impl<T> Slab<T> {
         }
     }
 
+    /// Every occupied position with its entry, in position order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.segments
+            .iter()
+            .flat_map(|segment| segment.iter())
+            .zip(0u32..)
+            .filter_map(|(slot, pos)| match slot {
+                Slot::Occupied(t) => Some((pos, t)),
+                Slot::Vacant { .. } => None,
+            })
+    }
+
     /// Stores `value` at a free position (the most recently freed first).
     ///
     /// # Errors
@@ -187,6 +199,20 @@ mod tests {
         assert_eq!(slab.insert(30), Ok(3));
         assert_eq!(slab.insert(10), Ok(10));
         assert_eq!(slab.len(), 11);
+    }
+
+    #[test]
+    fn iteration_yields_occupied_positions_in_order() {
+        let mut slab = Slab::new();
+        for i in 0..1500u32 {
+            let _ = slab.insert(i * 10);
+        }
+        for i in (0..1500u32).filter(|i| i % 7 != 0) {
+            let _ = slab.remove(i);
+        }
+        let seen: Vec<(u32, u32)> = slab.iter().map(|(p, v)| (p, *v)).collect();
+        let expected: Vec<(u32, u32)> = (0..1500u32).step_by(7).map(|i| (i, i * 10)).collect();
+        assert_eq!(seen, expected);
     }
 
     #[test]
