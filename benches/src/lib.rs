@@ -1,1 +1,3 @@
 //! Cachalot benches: criterion benches in `benches/`, the redis-benchmark harness in `src/bin/`.
+
+pub mod trace;

@@ -1,0 +1,321 @@
+//! Storage engine throughput: `get` and `insert` from 1 and 2 threads on Zipf-distributed
+//! keys, against `moka::sync::Cache` and a `parking_lot::Mutex<HashMap>`, plus a bounded
+//! case where every miss evicts (`allkeys-lru`).
+//!
+//! Keys are 16-byte `Box<[u8]>`, values 64-byte `Bytes` (a fresh allocation per insert, as
+//! the server's decoder hands it one). Each key is spelled from its index on the stack
+//! (`key:` and 12 hex digits), as a key arrives in a just-read request buffer, so the
+//! bench's own key lookups add no cache misses. Reads clone the value out, as a `GET` must
+//! before it unlocks. Each `iter_custom` iteration is [`BATCH_OPS`] operations per thread; threads
+//! start together at a barrier and the wall time from the first start to the last finish
+//! is measured, so thread spawning is not.
+//!
+//! ```sh
+//! CARGO_TARGET_DIR=target-store cargo bench -p cachalot-benches --bench store
+//! ```
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cachalot_store::{Cache, ManualClock, Policy};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use parking_lot::Mutex;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Keys in the get/insert keyspace: redis-benchmark's `-r 100000`.
+const KEYS: usize = 100_000;
+/// Keys in the eviction case's keyspace, ten times what fits.
+const EVICTION_KEYS: usize = 1_000_000;
+/// Entries that fit under the eviction case's weight bound.
+const EVICTION_RESIDENT: u64 = 100_000;
+/// Key and value sizes: a short key, a small cached value.
+const KEY_BYTES: usize = 16;
+const VALUE_BYTES: usize = 64;
+/// Zipf exponent: the classic web-cache skew.
+const ZIPF_ALPHA: f64 = 1.0;
+/// Pre-drawn key indices, cycled through by every thread from its own offset (a power of
+/// two, so the index wraps with a mask).
+const SEQUENCE_LEN: usize = 1 << 20;
+/// Operations per thread per criterion iteration: large enough to hide the barrier.
+const BATCH_OPS: u64 = 10_000;
+/// Thread counts measured (the bench machine has two cores).
+const THREADS: [usize; 2] = [1, 2];
+/// Seed of the key sequence, so every run and every store sees the same keys.
+const SEED: u64 = 0x5EED_CAC4_A107;
+
+/// The operations each contender offers.
+trait Store: Sync {
+    fn get(&self, key: &[u8]) -> Option<Bytes>;
+    fn insert(&self, key: Box<[u8]>, value: Bytes);
+}
+
+impl Store for Cache<Box<[u8]>, Bytes> {
+    fn get(&self, key: &[u8]) -> Option<Bytes> {
+        Cache::get(self, key)
+    }
+    fn insert(&self, key: Box<[u8]>, value: Bytes) {
+        let _ = black_box(Cache::insert(self, key, value));
+    }
+}
+
+impl Store for moka::sync::Cache<Box<[u8]>, Bytes> {
+    fn get(&self, key: &[u8]) -> Option<Bytes> {
+        moka::sync::Cache::get(self, key)
+    }
+    fn insert(&self, key: Box<[u8]>, value: Bytes) {
+        moka::sync::Cache::insert(self, key, value);
+    }
+}
+
+/// The naive baseline: one lock over a std `HashMap` (SipHash).
+struct Locked(Mutex<HashMap<Box<[u8]>, Bytes>>);
+
+impl Store for Locked {
+    fn get(&self, key: &[u8]) -> Option<Bytes> {
+        self.0.lock().get(key).cloned()
+    }
+    fn insert(&self, key: Box<[u8]>, value: Bytes) {
+        let old = self.0.lock().insert(key, value);
+        drop(black_box(old));
+    }
+}
+
+/// Draws ranks `0..n` with probability proportional to `1 / (rank + 1)^alpha`, by binary
+/// search in the cumulative distribution.
+struct Zipf {
+    cdf: Vec<f64>,
+}
+
+impl Zipf {
+    fn new(n: usize, alpha: f64) -> Self {
+        let mut total = 0.0;
+        let mut cdf: Vec<f64> = (1..=n)
+            .map(|rank| {
+                total += 1.0 / (rank as f64).powf(alpha);
+                total
+            })
+            .collect();
+        for c in &mut cdf {
+            *c /= total;
+        }
+        Self { cdf }
+    }
+
+    fn sample(&self, rng: &mut impl Rng) -> usize {
+        let u: f64 = rng.gen();
+        self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1)
+    }
+}
+
+/// Key number `i`: `key:` and `i` in 12 hex digits.
+fn key(i: u32) -> [u8; KEY_BYTES] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = *b"key:000000000000";
+    for (j, byte) in out[4..].iter_mut().rev().enumerate() {
+        *byte = HEX[((u64::from(i) >> (4 * j)) & 0xF) as usize];
+    }
+    out
+}
+
+/// A keyspace of `keys` keys and a pre-drawn Zipf sequence of key numbers. Rank 0 (the
+/// hottest) maps to a random key, so hot keys are spread over shards and hash buckets.
+struct Workload {
+    keys: u32,
+    sequence: Vec<u32>,
+}
+
+impl Workload {
+    fn new(n: usize) -> Self {
+        let mut rng = StdRng::seed_from_u64(SEED);
+        let mut rank_to_key: Vec<u32> = (0..n as u32).collect();
+        for i in (1..n).rev() {
+            rank_to_key.swap(i, rng.gen_range(0..=i));
+        }
+        let zipf = Zipf::new(n, ZIPF_ALPHA);
+        let sequence = (0..SEQUENCE_LEN)
+            .map(|_| rank_to_key[zipf.sample(&mut rng)])
+            .collect();
+        Self {
+            keys: n as u32,
+            sequence,
+        }
+    }
+
+    /// The `i`th key of the sequence.
+    fn key(&self, i: usize) -> [u8; KEY_BYTES] {
+        key(self.sequence[i & (SEQUENCE_LEN - 1)])
+    }
+}
+
+fn value() -> Bytes {
+    Bytes::copy_from_slice(&[b'v'; VALUE_BYTES])
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Get,
+    Insert,
+}
+
+/// Runs `iters * BATCH_OPS` operations on each of `threads` threads, each thread starting at
+/// its own place in the sequence; returns the wall time from first start to last finish.
+fn run(store: &dyn Store, work: &Workload, op: Op, threads: usize, iters: u64) -> Duration {
+    let barrier = Barrier::new(threads);
+    let ops = (iters * BATCH_OPS) as usize;
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    let offset = t * SEQUENCE_LEN / threads + rand::random::<usize>() % 4096;
+                    barrier.wait();
+                    let start = Instant::now();
+                    match op {
+                        Op::Get => {
+                            for i in offset..offset + ops {
+                                black_box(store.get(&work.key(i)));
+                            }
+                        }
+                        Op::Insert => {
+                            for i in offset..offset + ops {
+                                store.insert(Box::from(work.key(i)), value());
+                            }
+                        }
+                    }
+                    (start, Instant::now())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("bench thread panicked"))
+            .collect()
+    });
+    let first = spans
+        .iter()
+        .map(|s| s.0)
+        .min()
+        .expect("at least one thread");
+    let last = spans
+        .iter()
+        .map(|s| s.1)
+        .max()
+        .expect("at least one thread");
+    last - first
+}
+
+fn ours(policy: Policy) -> Cache<Box<[u8]>, Bytes> {
+    Cache::<Box<[u8]>, Bytes>::builder()
+        .policy(policy)
+        .weigher(|k, v| (k.len() + v.len()) as u64)
+        .build()
+        .expect("valid configuration")
+}
+
+/// The contenders of the unbounded get/insert cases, filled with every key of `work`.
+fn contenders(work: &Workload) -> Vec<(&'static str, Box<dyn Store>)> {
+    let all: Vec<(&'static str, Box<dyn Store>)> = vec![
+        ("cachalot-noeviction", Box::new(ours(Policy::no_eviction()))),
+        ("cachalot-lru", Box::new(ours(Policy::allkeys_lru()))),
+        ("moka", Box::new(moka::sync::Cache::builder().build())),
+        (
+            "mutex-hashmap",
+            Box::new(Locked(Mutex::new(HashMap::new()))),
+        ),
+    ];
+    for (_, store) in &all {
+        for i in 0..work.keys {
+            store.insert(Box::from(key(i)), value());
+        }
+    }
+    all
+}
+
+fn bench_group(c: &mut Criterion, name: &str, op: Op, work: &Workload) {
+    let stores = contenders(work);
+    let mut group = c.benchmark_group(name);
+    for threads in THREADS {
+        group.throughput(Throughput::Elements(BATCH_OPS * threads as u64));
+        for (label, store) in &stores {
+            group.bench_with_input(BenchmarkId::new(*label, threads), &threads, |b, &t| {
+                b.iter_custom(|iters| run(store.as_ref(), work, op, t, iters));
+            });
+        }
+    }
+    group.finish();
+}
+
+fn get_and_insert(c: &mut Criterion) {
+    let work = Workload::new(KEYS);
+    bench_group(c, "store/get", Op::Get, &work);
+    bench_group(c, "store/insert", Op::Insert, &work);
+}
+
+/// Inserts over a keyspace ten times what fits: hits replace, misses evict.
+fn insert_evicting(c: &mut Criterion) {
+    let work = Workload::new(EVICTION_KEYS);
+    let entry_bytes = (KEY_BYTES + VALUE_BYTES) as u64;
+    let cachalot = ours(Policy::allkeys_lru());
+    cachalot.set_max_weight(Some(
+        EVICTION_RESIDENT * (entry_bytes + cachalot.entry_overhead_bytes()),
+    ));
+    let moka = moka::sync::Cache::<Box<[u8]>, Bytes>::builder()
+        .max_capacity(EVICTION_RESIDENT * entry_bytes)
+        .weigher(|k, v| (k.len() + v.len()) as u32)
+        .build();
+    let stores: [(&str, &dyn Store); 2] = [("cachalot-lru", &cachalot), ("moka", &moka)];
+    let mut group = c.benchmark_group("store/insert_evicting");
+    for threads in THREADS {
+        group.throughput(Throughput::Elements(BATCH_OPS * threads as u64));
+        for (label, store) in stores {
+            group.bench_with_input(BenchmarkId::new(label, threads), &threads, |b, &t| {
+                b.iter_custom(|iters| run(store, &work, Op::Insert, t, iters));
+            });
+        }
+    }
+    group.finish();
+}
+
+/// Switching from `noeviction` into `allkeys-lru` and back: the LRU lists' rebuild from
+/// last-access times, over [`KEYS`] entries last accessed in random order (elements are
+/// entries relinked).
+fn policy_switch(c: &mut Criterion) {
+    let clock = Arc::new(ManualClock::new(0));
+    let cache = Cache::<Box<[u8]>, Bytes>::builder()
+        .policy(Policy::no_eviction())
+        .clock(clock.clone())
+        .build()
+        .expect("valid configuration");
+    let mut rng = StdRng::seed_from_u64(SEED);
+    for i in 0..KEYS as u32 {
+        clock.set(rng.gen_range(1..1_000_000_000));
+        Store::insert(&cache, Box::from(key(i)), value());
+    }
+    let mut group = c.benchmark_group("store/set_policy");
+    group.throughput(Throughput::Elements(KEYS as u64));
+    group.bench_function("noeviction-to-lru-and-back", |b| {
+        b.iter(|| {
+            cache.set_policy(Policy::allkeys_lru());
+            cache.set_policy(Policy::no_eviction());
+        });
+    });
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = get_and_insert, insert_evicting, policy_switch
+}
+criterion_main!(benches);
