@@ -114,11 +114,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // One core (or --threads 1): a current-thread runtime does the same work without the
+    // work-stealing scheduler's synchronisation.
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let mut runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
     runtime.enable_all();
-    if let Some(n) = args.threads {
-        runtime.worker_threads(n.max(1));
-    }
     let runtime = match runtime.build() {
         Ok(r) => r,
         Err(e) => {
