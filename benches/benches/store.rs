@@ -20,6 +20,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use cachalot_benches::trace::Zipf;
 use cachalot_store::{Cache, ManualClock, Policy};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use parking_lot::Mutex;
@@ -81,33 +82,6 @@ impl Store for Locked {
     fn insert(&self, key: Box<[u8]>, value: Bytes) {
         let old = self.0.lock().insert(key, value);
         drop(black_box(old));
-    }
-}
-
-/// Draws ranks `0..n` with probability proportional to `1 / (rank + 1)^alpha`, by binary
-/// search in the cumulative distribution.
-struct Zipf {
-    cdf: Vec<f64>,
-}
-
-impl Zipf {
-    fn new(n: usize, alpha: f64) -> Self {
-        let mut total = 0.0;
-        let mut cdf: Vec<f64> = (1..=n)
-            .map(|rank| {
-                total += 1.0 / (rank as f64).powf(alpha);
-                total
-            })
-            .collect();
-        for c in &mut cdf {
-            *c /= total;
-        }
-        Self { cdf }
-    }
-
-    fn sample(&self, rng: &mut impl Rng) -> usize {
-        let u: f64 = rng.gen();
-        self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1)
     }
 }
 

@@ -162,14 +162,24 @@ pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: 
     handle
         .last_subcommand
         .store(subcommand_index(spec, &args), Ordering::Relaxed);
-    if !ctx.session.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
-        node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
-        ctx.error(&CommandError::NoAuth);
-        return;
-    }
+    // Redis's order: unknown command, then arity, then authentication, then memory.
     if !spec.arity_ok(args.len()) {
         node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
         ctx.error(&CommandError::WrongArity(spec.name.to_string()));
+        return;
+    }
+    if !ctx.session.authenticated && !spec.flags.contains(Flags::NO_AUTH) {
+        // A password removed at runtime (`CONFIG SET requirepass ""`) frees everyone.
+        if node.requires_auth() {
+            node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+            ctx.error(&CommandError::NoAuth);
+            return;
+        }
+        ctx.session.authenticated = true;
+    }
+    if spec.flags.contains(Flags::DENYOOM) && out_of_memory(node) {
+        node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+        ctx.error(&CommandError::OutOfMemory);
         return;
     }
     let slower_than = node.settings.slowlog_slower_than.load(Ordering::Relaxed);
@@ -183,7 +193,7 @@ pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: 
         if micros >= slower_than.unsigned_abs() && !spec.flags.contains(Flags::NO_SLOWLOG) {
             let max_len = node.settings.slowlog_max_len.load(Ordering::Relaxed);
             node.slowlog.push(
-                &args,
+                &redacted(spec, &args),
                 micros,
                 crate::node::unix_millis() / 1000,
                 handle.addr.to_string(),
@@ -192,6 +202,45 @@ pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: 
             );
         }
     }
+}
+
+/// The arguments as the slow log may keep them: passwords replaced, as Redis does.
+fn redacted(spec: &CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
+    let mut kept = args.to_vec();
+    let secret_follows = |word: &[u8]| match spec.name {
+        "config" => is(word, "requirepass"),
+        "hello" => is(word, "auth"),
+        _ => false,
+    };
+    let mut i = 1;
+    while i < kept.len() {
+        if secret_follows(&kept[i]) {
+            // HELLO ... AUTH <user> <password>; CONFIG SET requirepass <password>.
+            let at = if spec.name == "hello" { i + 2 } else { i + 1 };
+            if let Some(a) = kept.get_mut(at) {
+                *a = Bytes::from_static(b"(redacted)");
+            }
+            i = at;
+        }
+        i += 1;
+    }
+    kept
+}
+
+/// Whether commands that may grow memory (`denyoom`) must be refused: the keyspace is
+/// over `maxmemory` and the policy has nothing it may evict. Other commands always run,
+/// as in Redis, so a full node can still be read, shrunk and given expiries.
+fn out_of_memory(node: &Node) -> bool {
+    let store = &node.store;
+    let Some(max) = store.max_weight() else {
+        return false;
+    };
+    if store.weighted_size() <= max {
+        return false;
+    }
+    let policy = store.policy();
+    policy == cachalot_store::Policy::no_eviction()
+        || (policy.is_volatile_only() && store.expiring_len() == 0)
 }
 
 /// The position of `args[1]` in a container command's subcommand table, or `u8::MAX`.

@@ -348,3 +348,35 @@ fn expired_victims_are_reported_as_expired() {
     assert_eq!(*causes.lock(), vec![RemovalCause::Expired]);
     assert_eq!(cache.stats().evictions, 0);
 }
+
+#[test]
+fn modify_runs_over_the_bound_where_compute_is_refused() {
+    let cache = cachalot_store::Cache::<u32, Vec<u8>>::builder()
+        .shards(1)
+        .policy(cachalot_store::Policy::no_eviction())
+        .weigher(|_, v| v.len() as u64)
+        .max_weight(10_000)
+        .build()
+        .expect("valid");
+    cache.insert(1, vec![0; 100]).expect("fits");
+    // Grow past the bound through compute (allowed: it was under the bound before).
+    cache
+        .compute(1, |e| {
+            if let Some(v) = e.get_mut() {
+                v.resize(20_000, 0);
+            }
+        })
+        .expect("admitted while under the bound");
+    assert!(cache.weighted_size() > 10_000);
+    assert!(
+        cache.compute(1, |_| ()).is_err(),
+        "compute refuses over the bound"
+    );
+    let shrunk = cache.modify(1, |e| {
+        if let Some(v) = e.get_mut() {
+            v.truncate(10);
+        }
+    });
+    assert!(shrunk.is_ok(), "modify is never refused for memory");
+    assert!(cache.weighted_size() <= 10_000);
+}

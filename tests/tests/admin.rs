@@ -485,3 +485,40 @@ fn command_introspection_describes_the_command_table() {
         b"-ERR unknown subcommand 'NOPE'. Try COMMAND HELP.\r\n",
     );
 }
+
+#[test]
+fn passwords_never_reach_the_slow_log() {
+    let server = ServerProcess::start();
+    let mut c = Raw::connect(server.addr());
+    c.exchange(
+        &request(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]),
+        b"+OK\r\n",
+    );
+    c.exchange(
+        &request(&["CONFIG", "SET", "requirepass", "hunter2"]),
+        b"+OK\r\n",
+    );
+    let _ = c.call_str(&["HELLO", "2", "AUTH", "default", "hunter2"]);
+    let log = c.call_str(&["SLOWLOG", "GET", "-1"]);
+    assert!(!log.contains("hunter2"), "{log}");
+    assert!(log.contains("(redacted)"), "{log}");
+}
+
+#[test]
+fn an_unauthenticated_client_gets_arity_errors_before_noauth_like_redis() {
+    let server = ServerProcess::start_with(&["--requirepass", "pw"]);
+    let mut c = Raw::connect(server.addr());
+    c.exchange(
+        &request(&["GET"]),
+        b"-ERR wrong number of arguments for 'get' command\r\n",
+    );
+    c.exchange(
+        &request(&["GET", "k"]),
+        b"-NOAUTH Authentication required.\r\n",
+    );
+    // Removing the password at runtime lets clients that never authenticated in.
+    let mut admin = Raw::connect(server.addr());
+    admin.exchange(&request(&["AUTH", "pw"]), b"+OK\r\n");
+    admin.exchange(&request(&["CONFIG", "SET", "requirepass", ""]), b"+OK\r\n");
+    c.exchange(&request(&["GET", "k"]), b"$-1\r\n");
+}

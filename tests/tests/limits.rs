@@ -374,3 +374,32 @@ fn allkeys_lru_keeps_accepting_writes_within_maxmemory() {
         "every key written is stored or evicted"
     );
 }
+
+#[test]
+fn over_maxmemory_only_commands_that_grow_memory_are_refused() {
+    let server = ServerProcess::start();
+    let mut c = Raw::connect(server.addr());
+    let value = "v".repeat(VALUE_BYTES);
+    for i in 0..200 {
+        c.exchange(&request(&["SET", &format!("s{i}"), &value]), b"+OK\r\n");
+    }
+    c.exchange(&request(&["HSET", "h", "a", "1", "b", "2"]), b":2\r\n");
+    c.exchange(&request(&["SET", "g", "x"]), b"+OK\r\n");
+    // Lower the bound under what is stored: the node is now over maxmemory.
+    c.exchange(
+        &request(&["CONFIG", "SET", "maxmemory", "10kb"]),
+        b"+OK\r\n",
+    );
+    let oom: &[u8] = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+    c.exchange(&request(&["SET", "new", "x"]), oom);
+    c.exchange(&request(&["HSET", "h", "c", "3"]), oom);
+    c.exchange(&request(&["APPEND", "g", "y"]), oom);
+    // Reads, deletes, expiry changes and shrinking commands still run, as in Redis.
+    c.exchange(&request(&["GET", "g"]), b"$1\r\nx\r\n");
+    c.exchange(&request(&["EXPIRE", "s0", "100"]), b":1\r\n");
+    c.exchange(&request(&["PERSIST", "s0"]), b":1\r\n");
+    c.exchange(&request(&["HDEL", "h", "a"]), b":1\r\n");
+    c.exchange(&request(&["GETDEL", "g"]), b"$1\r\nx\r\n");
+    c.exchange(&request(&["DEL", "s1"]), b":1\r\n");
+    c.exchange(&request(&["RENAME", "s2", "t2"]), b"+OK\r\n");
+}

@@ -42,7 +42,7 @@ fn write_hash<R>(
     create: bool,
     f: impl FnOnce(&mut HashObject) -> Result<R, CommandError>,
 ) -> Result<Option<R>, CommandError> {
-    ctx.node.store.compute(owned(key), |e| {
+    ctx.node.store.modify(owned(key), |e| {
         if e.get().is_none() {
             if !create {
                 return Ok(None);

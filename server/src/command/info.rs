@@ -297,7 +297,7 @@ fn keyspace(node: &Node, out: &mut String) {
     if keys > 0 {
         let _ = write!(
             out,
-            "db0:keys={keys},expires={},avg_ttl=0,subexpiry=0\r\n",
+            "db0:keys={keys},expires={},avg_ttl=0\r\n",
             node.store.expiring_len()
         );
     }

@@ -110,7 +110,7 @@ fn expire_generic(
     let at = when
         .checked_add(base)
         .ok_or(CommandError::InvalidExpire(command))?;
-    let changed = ctx.node.store.compute(owned(&args[1]), |e| {
+    let changed = ctx.node.store.modify(owned(&args[1]), |e| {
         if !e.is_occupied() {
             return false;
         }
@@ -192,7 +192,7 @@ pub fn pexpiretime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 
 /// `PERSIST`: see the command table for syntax.
 pub fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let changed = ctx.node.store.compute(owned(&args[1]), |e| {
+    let changed = ctx.node.store.modify(owned(&args[1]), |e| {
         if e.is_occupied() && e.expire_at().is_some() {
             e.set_expire_at(None);
             true
@@ -309,7 +309,7 @@ pub fn randomkey(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
 
 /// Takes the value and expiry out of `src`; `None` if it does not exist.
 fn take(ctx: &Ctx<'_>, src: &Bytes) -> Result<Option<(Value, Option<u64>)>, CommandError> {
-    Ok(ctx.node.store.compute(owned(src), |e| {
+    Ok(ctx.node.store.modify(owned(src), |e| {
         let at = e.expire_at();
         e.remove().map(|v| (v, at))
     })?)
@@ -331,13 +331,19 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CommandResult 
     let Some((value, at)) = take(ctx, src)? else {
         return Err(CommandError::NoSuchKey);
     };
-    if let Err(e) = ctx
-        .node
-        .store
-        .insert_with_expiry(owned(dst), value.clone(), at)
-    {
-        // Put the source back rather than lose it.
-        let _ = ctx.node.store.insert_with_expiry(owned(src), value, at);
+    // RENAME moves memory rather than adding it, so, like Redis (it is not `denyoom`),
+    // it is never refused at maxmemory: `modify` skips the admission check.
+    let put = |key: &Bytes, value: Value| {
+        ctx.node.store.modify(owned(key), |e| {
+            e.insert(value);
+            e.set_expire_at(at);
+        })
+    };
+    if let Err(e) = put(dst, value.clone()) {
+        // Only a full slab can refuse; put the source back rather than lose it.
+        if put(src, value).is_err() {
+            tracing::error!("RENAME could not restore its source key after a failed write");
+        }
         return Err(e.into());
     }
     if nx {
@@ -392,7 +398,7 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     }) else {
         return ctx.int(0);
     };
-    let copied = store.compute(owned(dst), |e| {
+    let copied = store.modify(owned(dst), |e| {
         if e.is_occupied() && !replace {
             return false;
         }

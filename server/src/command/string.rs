@@ -205,7 +205,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         store.insert_with_expiry(owned(&args[1]), value, at)?;
         return ctx.ok();
     }
-    let outcome = store.compute(owned(&args[1]), |e| {
+    let outcome = store.modify(owned(&args[1]), |e| {
         let old = e.get().map_or(Got::Missing, Got::of);
         if get && matches!(old, Got::WrongType) {
             return Err(CommandError::WrongType);
@@ -232,7 +232,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 /// `SETNX`: see the command table for syntax.
 pub fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let value = Value::from_bytes(owned(&args[2]));
-    let set = ctx.node.store.compute(owned(&args[1]), |e| {
+    let set = ctx.node.store.modify(owned(&args[1]), |e| {
         if e.is_occupied() {
             false
         } else {
@@ -271,7 +271,7 @@ pub fn psetex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 /// `GETSET`: see the command table for syntax.
 pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let value = Value::from_bytes(owned(&args[2]));
-    let old = ctx.node.store.compute(owned(&args[1]), |e| {
+    let old = ctx.node.store.modify(owned(&args[1]), |e| {
         let old = e.get().map_or(Got::Missing, Got::of);
         if !matches!(old, Got::WrongType) {
             e.insert(value);
@@ -292,7 +292,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     // another type answers first, so the error waits until then.
     let at = opts.expire_at(ctx, "getex");
     let now = ctx.node.now_millis();
-    let got = ctx.node.store.compute(owned(&args[1]), |e| {
+    let got = ctx.node.store.modify(owned(&args[1]), |e| {
         let got = e.get().map_or(Got::Missing, Got::of);
         if matches!(got, Got::Str(_) | Got::Int(_)) {
             match at.clone()? {
@@ -310,7 +310,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 
 /// `GETDEL`: see the command table for syntax.
 pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let got = ctx.node.store.compute(owned(&args[1]), |e| {
+    let got = ctx.node.store.modify(owned(&args[1]), |e| {
         let got = e.get().map_or(Got::Missing, Got::of);
         if matches!(got, Got::Str(_) | Got::Int(_)) {
             e.remove();
@@ -367,7 +367,7 @@ pub fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 
 /// Adds `delta` to the integer at `key` (0 if missing), keeping its expiry.
 fn incr_by(ctx: &mut Ctx<'_>, key: &Bytes, delta: i64) -> CommandResult {
-    let n = ctx.node.store.compute(owned(key), |e| {
+    let n = ctx.node.store.modify(owned(key), |e| {
         let current = match e.get() {
             None => 0,
             Some(Value::Int(n)) => *n,
@@ -418,7 +418,7 @@ pub fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     // Redis checks the type and the stored value before the increment.
     let delta = LongDouble::parse(&args[2]);
-    let text = ctx.node.store.compute(owned(&args[1]), |e| {
+    let text = ctx.node.store.modify(owned(&args[1]), |e| {
         let current = match e.get() {
             None => LongDouble::from_i64(0),
             Some(Value::Int(n)) => LongDouble::from_i64(*n),
@@ -451,7 +451,7 @@ fn max_string_len(ctx: &Ctx<'_>) -> u64 {
 pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let max = max_string_len(ctx);
     let suffix = &args[2];
-    let len = ctx.node.store.compute(owned(&args[1]), |e| {
+    let len = ctx.node.store.modify(owned(&args[1]), |e| {
         let joined = match e.get() {
             None => {
                 // A new key is stored as SET would store it; an existing one is changed in
@@ -536,7 +536,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         .checked_add(patch.len())
         .filter(|&n| n as u64 <= max)
         .ok_or(CommandError::StringTooLong);
-    let len = ctx.node.store.compute(owned(&args[1]), |e| {
+    let len = ctx.node.store.modify(owned(&args[1]), |e| {
         // Redis's order: an empty patch reports the length without writing, then the
         // type, then the size limit.
         let current = match e.get() {

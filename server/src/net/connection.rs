@@ -19,6 +19,10 @@ use crate::node::Node;
 
 /// Free space made in the read buffer before each read.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Most bytes one client may have buffered while its requests are incomplete (Redis's
+/// `client-query-buffer-limit` default): past it the client is disconnected, whatever the
+/// per-argument limits allowed, so one client cannot hold more memory than this.
+const MAX_QUERY_BUFFER_BYTES: usize = 1024 * 1024 * 1024;
 /// Replies queued past this size are written out before more commands run, so a client
 /// that pipelines many large reads cannot make its output buffer grow without bound.
 const OUTPUT_HIGH_WATER_BYTES: usize = 64 * 1024;
@@ -114,6 +118,14 @@ async fn read_loop(
             Err(e) => return Close::Io(e),
         };
         handle.input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        if input.len() > MAX_QUERY_BUFFER_BYTES {
+            tracing::warn!(
+                buffered = input.len(),
+                limit = MAX_QUERY_BUFFER_BYTES,
+                "closing client that reached the query buffer limit"
+            );
+            return Close::Normal;
+        }
         handle.touch();
         loop {
             match decoder.decode(input) {

@@ -111,10 +111,31 @@ async fn accept_loop(
         let token = shutdown.child_token();
         tracker.spawn(
             async move {
+                // Frees the maxclients slot and the registry entry however the task ends,
+                // a panic included.
+                let _slot = Slot {
+                    active,
+                    node: Arc::clone(&node),
+                    id: handle.id,
+                };
                 crate::net::connection::serve(&node, socket, handle, token).await;
-                active.fetch_sub(1, Ordering::AcqRel);
             }
             .instrument(span),
         );
+    }
+}
+
+/// A connection's place among `maxclients`, given back on drop.
+struct Slot {
+    active: Arc<AtomicUsize>,
+    node: Arc<Node>,
+    id: crate::net::registry::ClientId,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // `serve` unregisters on a normal exit; this covers a panic.
+        self.node.clients.unregister(self.id);
+        self.active.fetch_sub(1, Ordering::AcqRel);
     }
 }

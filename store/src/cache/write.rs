@@ -258,11 +258,38 @@ where
     /// writes when over `maxmemory`). Otherwise `f` runs, and the bound may then be exceeded
     /// by the entry it wrote alone, under policies that cannot evict other entries.
     pub fn compute<R>(&self, key: K, f: impl FnOnce(&mut Entry<'_, V>) -> R) -> Result<R, Error> {
+        self.compute_inner(key, f, true)
+    }
+
+    /// Like [`compute`](Self::compute), but never refused because the cache is over its
+    /// bound: for changes that do not grow it (deletes, expiry changes, shrinking updates),
+    /// or whose caller has already decided to admit them (a server enforcing Redis's
+    /// rule that only commands flagged `denyoom` are refused at `maxmemory`). Evicting
+    /// policies still evict after the change, as for every write.
+    ///
+    /// # Errors
+    /// [`Error::TooManyEntries`] if a new entry does not fit in its shard's slab.
+    pub fn modify<R>(&self, key: K, f: impl FnOnce(&mut Entry<'_, V>) -> R) -> Result<R, Error> {
+        self.compute_inner(key, f, false)
+    }
+
+    fn compute_inner<R>(
+        &self,
+        key: K,
+        f: impl FnOnce(&mut Entry<'_, V>) -> R,
+        admit: bool,
+    ) -> Result<R, Error> {
         let inner = &*self.inner;
         let now = inner.now();
         let (hash, home) = self.locate(&key);
         let mut out = Removals::new();
-        let locked = self.lock_with_room(home, hash, &key, now, &mut out, |_, _| Change::NONE);
+        let locked = if admit {
+            self.lock_with_room(home, hash, &key, now, &mut out, |_, _| Change::NONE)
+        } else {
+            let mut shard = inner.lock(home);
+            let pos = self.find_live(&mut shard, hash, &key, now, &mut out);
+            Ok((shard, pos))
+        };
         let (mut shard, pos) = match locked {
             Ok(locked) => locked,
             Err(e) => {
