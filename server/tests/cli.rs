@@ -28,10 +28,12 @@ fn an_invalid_setting_exits_non_zero_and_names_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("maxmemory-policy"));
 }
 
-#[test]
-fn sigterm_drains_and_exits_zero() {
+/// Starts the binary with `args` and `env`, returning the child and the address it bound.
+fn start(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, String) {
     let mut child = Command::new(BIN)
         .args(["--port", "0"])
+        .args(args)
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
@@ -47,13 +49,27 @@ fn sigterm_drains_and_exits_zero() {
                 .to_string();
         }
     };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+/// Sends one inline command and reads one reply of at most 256 bytes.
+fn call(conn: &mut TcpStream, line: &str) -> String {
+    conn.write_all(format!("{line}\r\n").as_bytes())
+        .expect("write");
+    let mut buf = [0u8; 256];
+    let n = conn.read(&mut buf).expect("read");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Sends `signal` and expects a clean exit with status 0 that closes open clients.
+fn signal_drains_and_exits_zero(signal: &str) {
+    let (mut child, addr) = start(&[], &[]);
     let mut conn = TcpStream::connect(&addr).expect("connect");
-    conn.write_all(b"PING\r\n").expect("write");
-    let mut buf = [0u8; 7];
-    conn.read_exact(&mut buf).expect("read");
-    assert_eq!(&buf, b"+PONG\r\n");
+    assert_eq!(call(&mut conn, "PING"), "+PONG\r\n");
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .expect("kill");
     assert!(status.success());
@@ -64,7 +80,7 @@ fn sigterm_drains_and_exits_zero() {
         }
         assert!(
             Instant::now() < deadline,
-            "server did not exit after SIGTERM"
+            "server did not exit after {signal}"
         );
         std::thread::park_timeout(Duration::from_millis(20));
     };
@@ -73,4 +89,39 @@ fn sigterm_drains_and_exits_zero() {
     let mut rest = Vec::new();
     let _ = conn.read_to_end(&mut rest);
     assert!(rest.is_empty());
+}
+
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    signal_drains_and_exits_zero("-TERM");
+}
+
+#[test]
+fn sigint_drains_and_exits_zero() {
+    signal_drains_and_exits_zero("-INT");
+}
+
+#[test]
+fn settings_come_from_file_then_environment_then_flags() {
+    let dir = std::env::temp_dir().join(format!("cachalot-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("node.toml");
+    std::fs::write(
+        &file,
+        "maxmemory = \"3mb\"\nmaxclients = 77\nmaxmemory-policy = \"allkeys-lfu\"\n",
+    )
+    .expect("write config");
+    let file_arg = file.to_string_lossy().into_owned();
+    let (mut child, addr) = start(
+        &["--config", &file_arg, "--maxclients", "55"],
+        &[("CACHALOT_MAXMEMORY", "2mb"), ("CACHALOT_MAXCLIENTS", "66")],
+    );
+    let mut conn = TcpStream::connect(&addr).expect("connect");
+    // The file's policy stands; the environment beats the file; the flag beats both.
+    assert!(call(&mut conn, "CONFIG GET maxmemory-policy").contains("allkeys-lfu"));
+    assert!(call(&mut conn, "CONFIG GET maxmemory").contains("2097152"));
+    assert!(call(&mut conn, "CONFIG GET maxclients").contains("55"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }

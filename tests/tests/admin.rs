@@ -522,3 +522,19 @@ fn an_unauthenticated_client_gets_arity_errors_before_noauth_like_redis() {
     admin.exchange(&request(&["CONFIG", "SET", "requirepass", ""]), b"+OK\r\n");
     c.exchange(&request(&["GET", "k"]), b"$-1\r\n");
 }
+
+#[test]
+fn config_resetstat_zeroes_the_counters_info_reports() {
+    let server = ServerProcess::start();
+    let mut c = Raw::connect(server.addr());
+    c.exchange(&request(&["SET", "k", "v"]), b"+OK\r\n");
+    c.exchange(&request(&["GET", "k"]), b"$1\r\nv\r\n");
+    c.exchange(&request(&["GET", "missing"]), b"$-1\r\n");
+    let before = c.call_str(&["INFO", "stats"]);
+    assert!(before.contains("keyspace_hits:1\r\n"), "{before}");
+    assert!(before.contains("keyspace_misses:1\r\n"), "{before}");
+    c.exchange(&request(&["CONFIG", "RESETSTAT"]), b"+OK\r\n");
+    let after = c.call_str(&["INFO", "stats"]);
+    assert!(after.contains("keyspace_hits:0\r\n"), "{after}");
+    assert!(after.contains("keyspace_misses:0\r\n"), "{after}");
+}

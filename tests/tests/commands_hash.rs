@@ -442,3 +442,18 @@ async fn small_hashes_keep_insertion_order_like_a_redis_listpack() {
     let vals: Vec<String> = ok(&mut con, &["HVALS", "h"]).await;
     assert_eq!(vals, ["1", "3", "4", "5"]);
 }
+
+#[tokio::test]
+async fn a_negative_hrandfield_count_cannot_build_a_giant_reply() {
+    let server = ServerProcess::start();
+    let mut con = connect(&server).await;
+    let big = "x".repeat(1 << 20);
+    ok::<(), _>(&mut con, &["HSET", "h", "f", &big]).await;
+    let few: Vec<String> = ok(&mut con, &["HRANDFIELD", "h", "-3"]).await;
+    assert_eq!(few, ["f", "f", "f"]);
+    // 1,000 copies of a 1 MiB value would be a 1 GiB reply.
+    assert_eq!(
+        err(&mut con, &["HRANDFIELD", "h", "-1000", "WITHVALUES"]).await,
+        "ERR value is out of range"
+    );
+}

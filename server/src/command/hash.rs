@@ -16,6 +16,11 @@ use crate::value::{parse_i64, Hash as HashObject, HashValue, LongDouble, Value};
 /// Largest |count| `HRANDFIELD` accepts for a negative count (fields may repeat, so the
 /// reply's size is the count itself): bounds the reply a single command can build.
 const HRANDFIELD_MAX_REPEATS: i64 = 1 << 24;
+/// Largest reply a negative-count `HRANDFIELD` may build (estimated from the hash's mean
+/// field and value size): a short request must not make the node build gigabytes.
+const HRANDFIELD_MAX_REPLY_BYTES: u64 = 512 * 1024 * 1024;
+/// RESP framing per bulk string in the estimate (`$<len>\r\n` ... `\r\n`).
+const BULK_FRAMING_BYTES: u64 = 16;
 
 /// Runs `f` on the hash at `key`: `Ok(None)` if missing, WRONGTYPE for other types.
 fn read_hash<R>(
@@ -349,12 +354,17 @@ pub fn hrandfield(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
                 Some(c) if c < -HRANDFIELD_MAX_REPEATS => return Err(CommandError::OutOfRange),
                 Some(c) => {
                     let n = usize::try_from(c.unsigned_abs()).unwrap_or(usize::MAX);
-                    let all: Vec<(&Bytes, &Bytes)> = h.iter().collect();
-                    if all.is_empty() {
+                    if h.is_empty() {
                         return Ok(Vec::new());
                     }
+                    let payload: u64 = h.iter().map(|(f, v)| (f.len() + v.len()) as u64).sum();
+                    let per_pair = payload / h.len() as u64 + 2 * BULK_FRAMING_BYTES;
+                    if per_pair.saturating_mul(c.unsigned_abs()) > HRANDFIELD_MAX_REPLY_BYTES {
+                        return Err(CommandError::OutOfRange);
+                    }
                     (0..n)
-                        .map(|_| pair(all[rng.gen_range(0..all.len())]))
+                        .filter_map(|_| h.get_index(rng.gen_range(0..h.len())))
+                        .map(pair)
                         .collect()
                 }
             })
