@@ -250,7 +250,9 @@ where
     /// every policy): O(n log n) in the shard's entries while holding its lock, with a
     /// temporary 16 bytes per entry; a shard whose list is not rebuilt yet samples by
     /// last-access time when it must evict meanwhile. Other switches take each lock only
-    /// briefly. Concurrent calls are serialized; the last one wins.
+    /// briefly. Switching **into `allkeys-tinylfu`** likewise rebuilds each shard's segments
+    /// (every entry in probation, by last-access time) with an empty frequency sketch.
+    /// Concurrent calls are serialized; the last one wins.
     pub fn set_policy(&self, policy: Policy) {
         let inner = &*self.inner;
         let _switching = inner.policy_switch.lock();

@@ -62,13 +62,14 @@
 //! - `cache`: the [`Cache`] handle and its [`CacheBuilder`]; whole-keyspace operations
 //!   (SCAN, active expiry, random key, clear).
 //! - `shard`: one shard's slab of entries, hash index, LRU list (kept only under
-//!   `allkeys-lru`) and expiring index.
+//!   `allkeys-lru`), W-TinyLFU segments and frequency sketch (kept only under
+//!   `allkeys-tinylfu`) and expiring index.
 //! - `entry`: [`Entry`] (the `compute` view) and [`EntryInfo`].
 //! - `policy`: [`Policy`], [`RemovalCause`] and victim selection, one file per family.
 //! - `memory`: weights, totals and the bound-enforcing eviction loop.
 //! - `expiry`: expiry times and the incremental sweep.
-//! - `stats`: per-entry recency and Redis's LFU counter, and which of them each policy keeps
-//!   up to date; per-shard counters, [`CacheStats`].
+//! - `stats`: per-entry recency and Redis's LFU counter, the TinyLFU frequency sketch, and
+//!   which of them each policy keeps up to date; per-shard counters, [`CacheStats`].
 //! - `clock`: [`Clock`], [`SystemClock`], [`ManualClock`].
 //!
 //! # Consistency and concurrency
@@ -88,13 +89,18 @@
 //! - Bounds: see the `memory` module notes. In short, `max_weight`/`max_entries` hold after
 //!   every operation, up to the entries being written concurrently at that instant, and a
 //!   key just written is never the one evicted to make room for itself.
-//! - Eviction is exact LRU per shard for `allkeys-lru`; the other policies compare a sample
-//!   of 10 entries of the shard (all of them in small shards). A write evicts from its own
-//!   shard first, and from the other shards only if its shard has nothing evictable, so the
-//!   cache-wide order is approximate, as in Redis.
+//! - Eviction is exact LRU per shard for `allkeys-lru` and exact W-TinyLFU per shard for
+//!   `allkeys-tinylfu` (Caffeine's design, after Einziger, Friedman & Manes's TinyLFU: an
+//!   admission window, a segmented LRU main region and a per-shard Count-Min frequency
+//!   sketch; it decides what is evicted, never whether a write happens); the other policies
+//!   compare a sample of 10 entries of the shard (all of them in small shards). A write
+//!   evicts from its own shard first, and from the other shards only if its shard has
+//!   nothing evictable, so the cache-wide order is approximate, as in Redis.
 //! - An access records only what the policy in force uses: the last-access time always, the
-//!   LRU list under `allkeys-lru`, the LFU counter under the LFU policies.
-//!   [`Cache::set_policy`] rebuilds the LRU lists when switching into `allkeys-lru`.
+//!   LRU list under `allkeys-lru`, the LFU counter under the LFU policies, the segments and
+//!   sketch under `allkeys-tinylfu`. [`Cache::set_policy`] rebuilds the LRU lists when
+//!   switching into `allkeys-lru`, and the segments (with an empty sketch) when switching
+//!   into `allkeys-tinylfu`.
 //! - Expiry is lazy (any access to an expired entry removes it) plus
 //!   [`Cache::sweep_expired`], a bounded incremental sweep the owner calls periodically.
 //! - The removal listener is called once per entry that leaves the cache, after the shard

@@ -8,6 +8,9 @@
 //! - [`lfu`]: the lowest decayed Redis LFU counter among a sample (ties: least recent).
 //! - [`random`]: any entry, or any entry with an expiry.
 //! - [`ttl`]: `volatile-ttl`, the soonest expiry among a sample.
+//! - [`tiny_lfu`]: `allkeys-tinylfu`, W-TinyLFU (Caffeine's design, after Einziger, Friedman
+//!   & Manes's TinyLFU): the admission window's oldest entry against the main region's
+//!   oldest, by a per-shard frequency sketch; exact per shard, no sampling.
 //!
 //! Samples hold [`EVICTION_SAMPLES`] entries; a shard (or its expiring index) no larger than
 //! that is examined whole, so small caches evict exactly. Samples are drawn by random
@@ -19,6 +22,7 @@
 mod lfu;
 mod lru;
 mod random;
+mod tiny_lfu;
 mod ttl;
 
 use crate::shard::{Node, Shard};
@@ -58,9 +62,12 @@ enum Kind {
     VolatileLfu,
     VolatileRandom,
     VolatileTtl,
+    AllKeysTinyLfu,
 }
 
-const ALL: [(Kind, &str); 8] = [
+/// Redis's policies in its documentation order, then ours (appended, so the `to_u8`
+/// numbers of the others never change).
+const ALL: [(Kind, &str); 9] = [
     (Kind::NoEviction, "noeviction"),
     (Kind::AllKeysLru, "allkeys-lru"),
     (Kind::AllKeysLfu, "allkeys-lfu"),
@@ -69,6 +76,7 @@ const ALL: [(Kind, &str); 8] = [
     (Kind::VolatileLfu, "volatile-lfu"),
     (Kind::VolatileRandom, "volatile-random"),
     (Kind::VolatileTtl, "volatile-ttl"),
+    (Kind::AllKeysTinyLfu, "allkeys-tinylfu"),
 ];
 
 impl Policy {
@@ -105,7 +113,18 @@ impl Policy {
         Self(Kind::VolatileTtl)
     }
 
-    /// Every policy, in Redis's documentation order.
+    /// W-TinyLFU (not a Redis policy): new entries pass through a small LRU window, then
+    /// must be estimated more frequent than the main region's least recently used entry to
+    /// stay; frequencies come from a per-shard 4-bit Count-Min sketch that halves itself
+    /// every 10 × capacity accesses. Keeps frequently read keys through scans of one-hit
+    /// wonders that flush LRU. A key just written always reads back. Design: Caffeine's
+    /// W-TinyLFU, after Einziger, Friedman & Manes, "TinyLFU: A Highly Efficient Cache
+    /// Admission Policy"; Redis-style name `allkeys-tinylfu`.
+    pub fn tiny_lfu() -> Self {
+        Self(Kind::AllKeysTinyLfu)
+    }
+
+    /// Every policy: Redis's, in its documentation order, then `allkeys-tinylfu`.
     pub fn all() -> impl Iterator<Item = Policy> {
         ALL.iter().map(|&(k, _)| Policy(k))
     }
@@ -139,11 +158,13 @@ impl Policy {
 
     /// The access statistics this policy needs kept up to date (see the `stats` module):
     /// the LRU list for `allkeys-lru` only (`volatile-lru` samples by last-access time),
-    /// the frequency counter for the LFU policies only.
+    /// the frequency counter for the LFU policies only, the W-TinyLFU segments and sketch
+    /// for `allkeys-tinylfu` only.
     pub(crate) fn tracking(self) -> Tracking {
         Tracking {
             lru_list: self.0 == Kind::AllKeysLru,
             frequency: matches!(self.0, Kind::AllKeysLfu | Kind::VolatileLfu),
+            tiny_lfu: self.0 == Kind::AllKeysTinyLfu,
         }
     }
 
@@ -205,6 +226,7 @@ pub(crate) fn select_victim<K, V>(
         Kind::AllKeysRandom => random::any(shard, Scope::AllKeys, protect),
         Kind::VolatileRandom => random::any(shard, Scope::Volatile, protect),
         Kind::VolatileTtl => ttl::soonest(shard, protect),
+        Kind::AllKeysTinyLfu => tiny_lfu::victim(shard, protect),
     }
 }
 
@@ -353,7 +375,12 @@ mod tests {
         }
         assert_eq!(Policy::from_redis_name("allkeys-lru "), None);
         assert_eq!(Policy::from_redis_name("lru"), None);
-        assert_eq!(Policy::all().count(), 8);
+        assert_eq!(Policy::all().count(), 9);
+        assert_eq!(
+            Policy::from_redis_name("allkeys-tinylfu"),
+            Some(Policy::tiny_lfu())
+        );
+        assert!(!Policy::tiny_lfu().is_volatile_only());
     }
 
     #[test]
@@ -388,6 +415,7 @@ mod tests {
 mod victim_tests {
     use super::*;
     use crate::memory::Usage;
+    use crate::shard::tiny_lfu::Segment;
     use crate::stats::ShardStats;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
@@ -428,6 +456,7 @@ mod victim_tests {
         s.set_tracking(Tracking {
             lru_list: false,
             frequency: false,
+            tiny_lfu: false,
         });
         for (pos, t) in [(0, 50), (1, 40), (3, 60), (4, 70)] {
             s.touch(pos, t, LfuConfig::default());
@@ -438,22 +467,24 @@ mod victim_tests {
 
     #[test]
     fn tracking_follows_the_policy() {
-        let tracked: Vec<(&str, bool, bool)> = Policy::all()
+        let tracked: Vec<(&str, bool, bool, bool)> = Policy::all()
             .map(|p| {
                 (
                     p.redis_name(),
                     p.tracking().lru_list,
                     p.tracking().frequency,
+                    p.tracking().tiny_lfu,
                 )
             })
-            .filter(|(_, list, freq)| *list || *freq)
+            .filter(|(_, list, freq, tiny)| *list || *freq || *tiny)
             .collect();
         assert_eq!(
             tracked,
             [
-                ("allkeys-lru", true, false),
-                ("allkeys-lfu", false, true),
-                ("volatile-lfu", false, true)
+                ("allkeys-lru", true, false, false),
+                ("allkeys-lfu", false, true, false),
+                ("volatile-lfu", false, true, false),
+                ("allkeys-tinylfu", false, false, true)
             ]
         );
     }
@@ -505,6 +536,55 @@ mod victim_tests {
         }
         assert_eq!(victim(&mut s, Policy::allkeys_lfu(), None), Some(1_999));
         assert_eq!(victim(&mut s, Policy::allkeys_random(), None), Some(1_999));
+    }
+
+    /// A one-shard W-TinyLFU shard sized for `capacity`, holding keys `0..n` in the window.
+    fn tiny(capacity: u32, n: u32) -> Shard<u32, u32> {
+        let mut s = Shard::new(
+            Arc::new(Usage::default()),
+            Arc::new(ShardStats::default()),
+            StdRng::seed_from_u64(3),
+            Policy::tiny_lfu().tracking(),
+        );
+        s.set_entry_capacity(capacity);
+        for k in 0..n {
+            let node = Node::new(k, k, u64::from(k) << 32, 0, 1, 0);
+            assert_eq!(s.insert(node).ok(), Some(k));
+        }
+        s
+    }
+
+    #[test]
+    fn tinylfu_evicts_a_candidate_no_more_frequent_than_the_main_victim() {
+        let mut s = tiny(10, 10);
+        // The first eviction passes the window's excess to probation (0..=7 there, oldest
+        // first); 8 and 9 stay in the window. 8 is the candidate, 0 the victim, tied: 8 goes.
+        assert_eq!(victim(&mut s, Policy::tiny_lfu(), None), Some(8));
+        // Protecting the candidate makes the next window entry the candidate.
+        assert_eq!(victim(&mut s, Policy::tiny_lfu(), Some(8)), Some(9));
+    }
+
+    #[test]
+    fn tinylfu_admits_a_more_frequent_candidate_and_evicts_the_victim() {
+        let mut s = tiny(10, 10);
+        assert_eq!(victim(&mut s, Policy::tiny_lfu(), None), Some(8));
+        // Both window entries read once (8 first, so it stays the oldest): 8 now beats 0.
+        s.touch(8, 1, LfuConfig::default());
+        s.touch(9, 1, LfuConfig::default());
+        assert_eq!(victim(&mut s, Policy::tiny_lfu(), None), Some(0));
+        assert_eq!(
+            s.node(8).map(|n| n.access.segment),
+            Some(Segment::Probation)
+        );
+        // A victim that is protected is passed over for the next oldest.
+        assert_eq!(victim(&mut s, Policy::tiny_lfu(), Some(0)), Some(1));
+    }
+
+    #[test]
+    fn tinylfu_never_picks_the_only_protected_entry() {
+        let mut s = tiny(1, 1);
+        assert_eq!(victim(&mut s, Policy::tiny_lfu(), Some(0)), None);
+        assert_eq!(victim(&mut s, Policy::tiny_lfu(), None), Some(0));
     }
 
     #[test]

@@ -9,12 +9,16 @@
 //! - `lru`: an intrusive doubly linked LRU list through the entries (`prev`/`next`
 //!   positions), most recent at the head: exact LRU order per shard for `allkeys-lru`, kept
 //!   only under that policy ([`lru_list`]).
+//! - `tiny`: under `allkeys-tinylfu` only, the W-TinyLFU window, probation and protected
+//!   lists (through the same links as the LRU list, never kept at the same time) and the
+//!   shard's frequency sketch ([`tiny_lfu`]).
 //! - `expiring`: the positions of entries with an expiry (Redis's `expires` dict), each entry
 //!   knowing its place in it, for O(1) add/remove, counting and sampling.
 
 pub(crate) mod lru_list;
 mod removal;
 pub(crate) mod slab;
+pub(crate) mod tiny_lfu;
 
 use std::borrow::Borrow;
 use std::sync::Arc;
@@ -28,6 +32,7 @@ use crate::stats::{Access, LfuConfig, ShardStats, Tracking};
 use lru_list::LruList;
 pub(crate) use removal::Removals;
 use slab::{Slab, NIL};
+use tiny_lfu::TinyLfu;
 
 /// Spreads the 32 stored hash bits over a 64-bit table hash (Knuth's multiplicative
 /// hashing), so both the table's bucket bits (low) and control-byte bits (high) vary.
@@ -96,6 +101,11 @@ pub(crate) struct Shard<K, V> {
     lru: LruList,
     /// Whether accesses count in the entries' LFU counters (an LFU policy is in force).
     count_frequency: bool,
+    /// The W-TinyLFU segments and sketch, kept while `allkeys-tinylfu` is in force.
+    tiny: Option<TinyLfu>,
+    /// Entries this shard is meant to hold (the cache's entry bound over its shards), if
+    /// the cache has an entry bound: sizes the W-TinyLFU sketch and segments.
+    entry_capacity: Option<u32>,
     /// Positions of entries that have an expiry, in no particular order.
     expiring: Vec<u32>,
     /// Where the active sweep resumes in `expiring`.
@@ -122,6 +132,8 @@ impl<K, V> Shard<K, V> {
             table: HashTable::new(),
             lru: LruList::new(tracking.lru_list),
             count_frequency: tracking.frequency,
+            tiny: tracking.tiny_lfu.then(|| TinyLfu::new(None)),
+            entry_capacity: None,
             expiring: Vec::new(),
             sweep_cursor: 0,
             walk_cursor: 0,
@@ -183,14 +195,31 @@ impl<K, V> Shard<K, V> {
         Tracking {
             lru_list: self.lru.is_enabled(),
             frequency: self.count_frequency,
+            tiny_lfu: self.tiny.is_some(),
         }
     }
 
-    /// Switches the access statistics kept (for a new policy). Turning the LRU list on
-    /// rebuilds it from the entries' last-access times: O(n log n) in the shard's entries,
-    /// under the shard's lock. Turning it off is O(1).
+    /// Sets the entries this shard is meant to hold (see `entry_capacity`).
+    pub(crate) fn set_entry_capacity(&mut self, capacity: u32) {
+        self.entry_capacity = Some(capacity);
+        if let Some(tiny) = self.tiny.as_mut() {
+            tiny.set_capacity(capacity);
+        }
+    }
+
+    /// Switches the access statistics kept (for a new policy). Turning the LRU list or the
+    /// W-TinyLFU segments on rebuilds them from the entries' last-access times: O(n log n)
+    /// in the shard's entries, under the shard's lock. Turning them off is O(1). (Both
+    /// thread the same links, so one is dropped before the other is built.)
     pub(crate) fn set_tracking(&mut self, tracking: Tracking) {
         self.count_frequency = tracking.frequency;
+        if !tracking.tiny_lfu {
+            self.tiny = None;
+        }
+        if tracking.tiny_lfu && self.tiny.is_none() {
+            self.lru.disable();
+            self.tiny = Some(TinyLfu::rebuild(self.entry_capacity, &mut self.slab));
+        }
         match (self.lru.is_enabled(), tracking.lru_list) {
             (false, true) => self.lru.rebuild(&mut self.slab),
             (true, false) => self.lru.disable(),
@@ -201,6 +230,11 @@ impl<K, V> Shard<K, V> {
     /// Whether the LRU list is kept, so [`lru_tail`](Self::lru_tail) is exact.
     pub(crate) fn lru_listed(&self) -> bool {
         self.lru.is_enabled()
+    }
+
+    /// Whether the W-TinyLFU segments are kept (`allkeys-tinylfu`, once switched in).
+    pub(crate) fn tiny_listed(&self) -> bool {
+        self.tiny.is_some()
     }
 
     /// The least recently used position (`None` when empty or the list is not kept).
@@ -259,6 +293,10 @@ impl<K, V> Shard<K, V> {
         self.table
             .insert_unique(table_hash(h32), table_word(h32, pos), |&w| word_hash(w));
         self.lru.insert(&mut self.slab, pos);
+        let len = self.slab.len();
+        if let Some(tiny) = self.tiny.as_mut() {
+            tiny.insert(&mut self.slab, pos, len);
+        }
         if expiring {
             self.expiring_add(pos);
         }
@@ -278,6 +316,9 @@ impl<K, V> Shard<K, V> {
             found.remove();
         }
         self.lru.remove(&mut self.slab, pos);
+        if let Some(tiny) = self.tiny.as_mut() {
+            tiny.remove(&mut self.slab, pos);
+        }
         self.expiring_remove(pos);
         let node = self.slab.remove(pos)?;
         self.weight = self.weight.saturating_sub(node.weight);
@@ -292,6 +333,9 @@ impl<K, V> Shard<K, V> {
         self.table = HashTable::new();
         self.expiring = Vec::new();
         self.lru.clear();
+        if let Some(tiny) = self.tiny.as_mut() {
+            tiny.clear();
+        }
         self.sweep_cursor = 0;
         self.walk_cursor = 0;
         self.usage.sub(self.weight, nodes.len() as u64);
@@ -300,8 +344,8 @@ impl<K, V> Shard<K, V> {
         nodes
     }
 
-    /// Records an access: idle time always; the LFU counter and the LRU list only while the
-    /// policy uses them.
+    /// Records an access: idle time always; the LFU counter, the LRU list and the W-TinyLFU
+    /// segments and sketch only while the policy uses them.
     pub(crate) fn touch(&mut self, pos: u32, now: u64, lfu: LfuConfig) {
         let Some(node) = self.slab.get_mut(pos) else {
             return;
@@ -311,6 +355,10 @@ impl<K, V> Shard<K, V> {
             node.access.record_frequency(now, lfu, &mut self.rng);
         }
         self.lru.touch(&mut self.slab, pos);
+        let len = self.slab.len();
+        if let Some(tiny) = self.tiny.as_mut() {
+            tiny.touch(&mut self.slab, pos, len);
+        }
     }
 
     /// Changes the stored expiry of the entry at `pos` (`NO_EXPIRY` to persist it).
@@ -484,6 +532,7 @@ mod tests {
         s.set_tracking(Tracking {
             lru_list: false,
             frequency: false,
+            tiny_lfu: false,
         });
         let a = put(&mut s, &h, "a", 1, 0);
         let b = put(&mut s, &h, "b", 2, 0);
@@ -507,6 +556,7 @@ mod tests {
         let off = Tracking {
             lru_list: false,
             frequency: false,
+            tiny_lfu: false,
         };
         s.set_tracking(off);
         let keys = ["a", "b", "c", "d", "e"];

@@ -13,9 +13,15 @@
 //!   that evicts from it; switching into that policy rebuilds it from the last-access
 //!   times ([`Cache::set_policy`](crate::Cache::set_policy)).
 
+mod sketch;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rand::Rng;
+
+pub(crate) use sketch::FrequencySketch;
+
+use crate::shard::tiny_lfu::Segment;
 
 /// The counter a new entry starts with, so a fresh key is not the first LFU victim before it
 /// had a chance to be read again. Redis calls it `LFU_INIT_VAL` and uses 5.
@@ -58,14 +64,18 @@ pub(crate) struct Tracking {
     pub(crate) lru_list: bool,
     /// Count accesses in the LFU counter (`allkeys-lfu`, `volatile-lfu`).
     pub(crate) frequency: bool,
+    /// Keep the W-TinyLFU segments and frequency sketch (`allkeys-tinylfu`).
+    pub(crate) tiny_lfu: bool,
 }
 
 impl Tracking {
-    /// Everything: what unit tests of victim selection use.
+    /// Everything the LRU and LFU policies keep: what unit tests of victim selection use.
+    /// (The TinyLFU segments reuse the LRU list's links, so they are never on with it.)
     #[cfg(test)]
     pub(crate) const ALL: Tracking = Tracking {
         lru_list: true,
         frequency: true,
+        tiny_lfu: false,
     };
 }
 
@@ -83,6 +93,9 @@ pub(crate) struct Access {
     lfu_minutes: u32,
     /// The logarithmic access counter, before decay since `lfu_minutes`.
     counter: u8,
+    /// The W-TinyLFU segment the entry is in (meaningful only under `allkeys-tinylfu`).
+    /// Kept here, in what would be padding, so it costs no byte per entry.
+    pub(crate) segment: Segment,
 }
 
 impl Access {
@@ -92,6 +105,7 @@ impl Access {
             last_millis: now_millis,
             lfu_minutes: minutes(now_millis),
             counter: LFU_INITIAL_COUNTER,
+            segment: Segment::Window,
         }
     }
 

@@ -77,7 +77,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(key, offset)| Op::SetExpireAt { key, offset }),
         2 => (0..30u64).prop_map(|millis| Op::Advance { millis }),
         1 => (0..20usize).prop_map(|checks| Op::Sweep { checks }),
-        1 => (0..8usize).prop_map(|index| Op::SetPolicy { index }),
+        1 => (0..Policy::all().count()).prop_map(|index| Op::SetPolicy { index }),
     ]
 }
 

@@ -380,3 +380,67 @@ fn modify_runs_over_the_bound_where_compute_is_refused() {
     assert!(shrunk.is_ok(), "modify is never refused for memory");
     assert!(cache.weighted_size() <= 10_000);
 }
+
+#[test]
+fn tinylfu_keeps_frequent_keys_through_a_scan_that_flushes_lru() {
+    let survivors = |policy: Policy| {
+        let (cache, _, _) = bounded(policy, 100);
+        for k in 0..50 {
+            cache.insert(k, k).expect("fits");
+        }
+        for _ in 0..5 {
+            for k in 0..50 {
+                assert_eq!(cache.get(&k), Some(k));
+            }
+        }
+        // A scan of one-hit wonders, ten times the cache.
+        for k in 1_000..2_000 {
+            cache.insert(k, k).expect("evicts");
+            assert_eq!(cache.get(&k), Some(k), "a key just inserted reads back");
+        }
+        assert_eq!(cache.len(), 100);
+        (0..50).filter(|k| cache.contains(k)).count()
+    };
+    assert_eq!(survivors(Policy::allkeys_lru()), 0);
+    assert_eq!(survivors(Policy::tiny_lfu()), 50);
+}
+
+#[test]
+fn tinylfu_lets_a_new_favourite_in() {
+    let (cache, _, _) = bounded(Policy::tiny_lfu(), 100);
+    for k in 0..100 {
+        cache.insert(k, k).expect("fits");
+    }
+    // A new key read often: each miss inserts it again (cache-aside), until admitted.
+    let mut admitted = false;
+    for _ in 0..20 {
+        if cache.get(&500).is_none() {
+            cache.insert(500, 500).expect("evicts");
+        }
+        // Other new keys push it out of the window.
+        for k in 1_000..1_002 {
+            cache.insert(k, k).expect("evicts");
+        }
+        admitted = cache.contains(&500);
+    }
+    assert!(admitted, "a frequently requested key never got in");
+    assert_eq!(cache.len(), 100);
+}
+
+#[test]
+fn tinylfu_under_a_weight_bound_keeps_the_bound() {
+    let cache: Cache<u32, Vec<u8>> = Cache::builder()
+        .shards(2)
+        .policy(Policy::from_redis_name("allkeys-tinylfu").expect("known"))
+        .weigher(|_, v: &Vec<u8>| v.len() as u64)
+        .max_weight(20_000)
+        .build()
+        .expect("valid");
+    for k in 0..5_000u32 {
+        let size = 1 + (k as usize * 31) % 200;
+        cache.insert(k % 700, vec![0; size]).expect("evicts");
+        assert_eq!(cache.get_with(&(k % 700), Vec::len), Some(size));
+        assert!(cache.weighted_size() <= 20_000);
+    }
+    assert_eq!(cache.policy(), Policy::tiny_lfu());
+}

@@ -540,6 +540,7 @@ mod tests {
                 "allkeys-lru",
                 "allkeys-lfu",
                 "allkeys-random",
+                "allkeys-tinylfu",
                 "allkeys-lru@sharded",
                 "moka"
             ]

@@ -180,15 +180,25 @@ where
         let stats: Box<[Arc<ShardStats>]> =
             (0..n).map(|_| Arc::new(ShardStats::default())).collect();
         let mut seeds = rand::thread_rng();
+        // Each shard's share of the entry bound, rounded up (sizes the W-TinyLFU sketch).
+        let per_shard = self
+            .max_entries
+            .map(|m| u32::try_from(m.div_ceil(n as u64)).unwrap_or(u32::MAX));
         let shards = stats
             .iter()
-            .map(|s| ShardCell {
-                lock: Mutex::new(Shard::new(
+            .map(|s| {
+                let mut shard = Shard::new(
                     Arc::clone(&usage),
                     Arc::clone(s),
                     StdRng::seed_from_u64(seeds.gen()),
                     self.policy.tracking(),
-                )),
+                );
+                if let Some(capacity) = per_shard {
+                    shard.set_entry_capacity(capacity);
+                }
+                ShardCell {
+                    lock: Mutex::new(shard),
+                }
             })
             .collect();
         let inner = Inner {

@@ -1,0 +1,361 @@
+//! The shard's W-TinyLFU state under `allkeys-tinylfu`: an admission window, a segmented
+//! main region and a frequency sketch.
+//!
+//! The structure is Caffeine's W-TinyLFU (after Einziger, Friedman & Manes, "TinyLFU: A
+//! Highly Efficient Cache Admission Policy"); the code is ours. New entries enter a small
+//! LRU *window* (1% of the entries). The *main* region is a segmented LRU: entries leaving
+//! the window enter its *probation* segment, and a hit in probation promotes an entry to the
+//! *protected* segment (80% of the main region), whose overflow is demoted back to
+//! probation. When room is needed, the window's oldest entry competes with probation's
+//! oldest by estimated frequency ([`FrequencySketch`]); the loser is evicted
+//! (`policy::tiny_lfu`).
+//!
+//! The three segments are intrusive LRU lists through the same `prev`/`next` links as the
+//! shard's `allkeys-lru` list, which is never kept at the same time; each entry's segment is
+//! tagged in its [`Access`](crate::stats::Access) record.
+
+use super::lru_list::LruList;
+use super::slab::Slab;
+use super::{Node, Shard};
+use crate::stats::FrequencySketch;
+
+/// The shard's W-TinyLFU view, for `policy::tiny_lfu`.
+impl<K, V> Shard<K, V> {
+    /// Entries in a W-TinyLFU segment (0 when the segments are not kept).
+    pub(crate) fn segment_len(&self, segment: Segment) -> u32 {
+        self.tiny.as_ref().map_or(0, |t| t.len(segment))
+    }
+
+    /// The least recently used position of a W-TinyLFU segment; walk towards the head with
+    /// [`more_recent`](Self::more_recent).
+    pub(crate) fn segment_tail(&self, segment: Segment) -> Option<u32> {
+        self.tiny.as_ref().and_then(|t| t.tail(segment))
+    }
+
+    /// The W-TinyLFU window's target size for this shard (0 when not kept).
+    pub(crate) fn window_max(&self) -> u32 {
+        let len = self.len();
+        self.tiny.as_ref().map_or(0, |t| t.window_max(len))
+    }
+
+    /// The sketch's estimate of how often the key at `pos` was seen recently (0 when the
+    /// sketch is not kept).
+    pub(crate) fn sketch_frequency(&self, pos: u32) -> u8 {
+        match (self.tiny.as_ref(), self.node(pos)) {
+            (Some(t), Some(n)) => t.frequency(n.hash32),
+            _ => 0,
+        }
+    }
+
+    /// Moves the entry at `pos` to the head of a W-TinyLFU segment.
+    pub(crate) fn move_to_segment(&mut self, pos: u32, segment: Segment) {
+        if let Some(t) = self.tiny.as_mut() {
+            t.move_to(&mut self.slab, pos, segment);
+        }
+    }
+}
+
+/// Which W-TinyLFU segment an entry is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Segment {
+    /// The admission window, where new entries start.
+    Window,
+    /// The main region's segment for entries seen once since leaving the window.
+    Probation,
+    /// The main region's segment for entries hit again in probation.
+    Protected,
+}
+
+/// Share of the entries given to the admission window, in percent: Caffeine's starting
+/// point, enough to absorb short bursts of recency without diluting the frequency filter.
+const WINDOW_PERCENT: u64 = 1;
+
+/// Share of the main region kept for the protected segment, in percent (the segmented LRU
+/// split W-TinyLFU uses).
+const PROTECTED_PERCENT: u64 = 80;
+
+/// Entries a shard's sketch is sized for when the cache has no entry bound (only a weight
+/// bound, or none): small enough to cost 4 KiB, and the sketch grows with the shard.
+const DEFAULT_SKETCH_ENTRIES: u32 = 1024;
+
+/// Segment lists, their lengths and the frequency sketch. Guarded by the shard's lock.
+pub(crate) struct TinyLfu {
+    window: LruList,
+    probation: LruList,
+    protected: LruList,
+    window_len: u32,
+    probation_len: u32,
+    protected_len: u32,
+    sketch: FrequencySketch,
+    /// The shard's entry capacity, when the cache has an entry bound.
+    capacity: Option<u32>,
+}
+
+impl TinyLfu {
+    /// Empty segments and a sketch sized for `capacity` entries (or the default).
+    pub(crate) fn new(capacity: Option<u32>) -> Self {
+        Self {
+            window: LruList::new(true),
+            probation: LruList::new(true),
+            protected: LruList::new(true),
+            window_len: 0,
+            probation_len: 0,
+            protected_len: 0,
+            sketch: FrequencySketch::new(capacity.unwrap_or(DEFAULT_SKETCH_ENTRIES)),
+            capacity,
+        }
+    }
+
+    /// Segments rebuilt over every entry of `slab` (switching into `allkeys-tinylfu`): all in
+    /// probation, ordered by last access time (the oldest at the tail), with an empty sketch.
+    /// O(n log n) in the entries, with a temporary 16 bytes per entry.
+    pub(crate) fn rebuild<K, V>(capacity: Option<u32>, slab: &mut Slab<Node<K, V>>) -> Self {
+        let mut order: Vec<(u64, u32)> = slab
+            .iter()
+            .map(|(pos, node)| (node.access.last_millis(), pos))
+            .collect();
+        order.sort_unstable();
+        let mut state = Self::new(capacity);
+        state.sketch.ensure_capacity(slab.len());
+        for (_, pos) in order {
+            state.link(slab, pos, Segment::Probation);
+        }
+        state
+    }
+
+    /// Sets the shard's entry capacity (the cache's entry bound over its shards).
+    pub(crate) fn set_capacity(&mut self, capacity: u32) {
+        self.capacity = Some(capacity);
+        self.sketch.ensure_capacity(capacity);
+    }
+
+    /// Entries in `segment`.
+    pub(crate) fn len(&self, segment: Segment) -> u32 {
+        match segment {
+            Segment::Window => self.window_len,
+            Segment::Probation => self.probation_len,
+            Segment::Protected => self.protected_len,
+        }
+    }
+
+    /// The least recently used position of `segment`.
+    pub(crate) fn tail(&self, segment: Segment) -> Option<u32> {
+        self.list(segment).tail()
+    }
+
+    /// The window's target size for a shard of `len` entries: 1% of its capacity (its
+    /// current size when that is larger or no entry bound is set), at least one.
+    pub(crate) fn window_max(&self, len: u32) -> u32 {
+        let share = u64::from(self.sized_for(len)) * WINDOW_PERCENT / 100;
+        u32::try_from(share).unwrap_or(u32::MAX).max(1)
+    }
+
+    /// The protected segment's target size: 80% of what the window leaves.
+    fn protected_max(&self, len: u32) -> u32 {
+        let main = self.sized_for(len).saturating_sub(self.window_max(len));
+        u32::try_from(u64::from(main) * PROTECTED_PERCENT / 100).unwrap_or(u32::MAX)
+    }
+
+    fn sized_for(&self, len: u32) -> u32 {
+        self.capacity.unwrap_or(0).max(len)
+    }
+
+    /// The estimated recent accesses of the key with stored hash `hash32`.
+    pub(crate) fn frequency(&self, hash32: u32) -> u8 {
+        self.sketch.frequency(hash32)
+    }
+
+    /// Records a new entry (the shard now holds `len`): counted in the sketch, linked at
+    /// the head of the window.
+    pub(crate) fn insert<K, V>(&mut self, slab: &mut Slab<Node<K, V>>, pos: u32, len: u32) {
+        let Some(hash32) = slab.get(pos).map(|n| n.hash32) else {
+            return;
+        };
+        if len > self.sketch.capacity() {
+            self.sketch.ensure_capacity(len);
+        }
+        self.sketch.increment(hash32);
+        self.link(slab, pos, Segment::Window);
+    }
+
+    /// Records an access (the shard holds `len`): counted in the sketch; in the window or
+    /// protected, moved to its head; in probation, promoted to protected, demoting
+    /// protected's oldest entries to probation while protected is over its target.
+    pub(crate) fn touch<K, V>(&mut self, slab: &mut Slab<Node<K, V>>, pos: u32, len: u32) {
+        let Some((hash32, segment)) = slab.get(pos).map(|n| (n.hash32, n.access.segment)) else {
+            return;
+        };
+        self.sketch.increment(hash32);
+        match segment {
+            Segment::Window => self.window.touch(slab, pos),
+            Segment::Protected => self.protected.touch(slab, pos),
+            Segment::Probation => {
+                self.move_to(slab, pos, Segment::Protected);
+                let max = self.protected_max(len);
+                while self.protected_len > max {
+                    let Some(oldest) = self.protected.tail() else {
+                        break;
+                    };
+                    self.move_to(slab, oldest, Segment::Probation);
+                }
+            }
+        }
+    }
+
+    /// Moves the entry at `pos` to the head of `segment`.
+    pub(crate) fn move_to<K, V>(
+        &mut self,
+        slab: &mut Slab<Node<K, V>>,
+        pos: u32,
+        segment: Segment,
+    ) {
+        self.remove(slab, pos);
+        self.link(slab, pos, segment);
+    }
+
+    /// Unlinks an entry about to leave the slab (or its segment).
+    pub(crate) fn remove<K, V>(&mut self, slab: &mut Slab<Node<K, V>>, pos: u32) {
+        let Some(segment) = slab.get(pos).map(|n| n.access.segment) else {
+            return;
+        };
+        self.list_mut(segment).remove(slab, pos);
+        let len = self.len_mut(segment);
+        *len = len.saturating_sub(1);
+    }
+
+    /// Forgets every entry (the slab is being emptied); the sketch keeps its counts.
+    pub(crate) fn clear(&mut self) {
+        for segment in [Segment::Window, Segment::Probation, Segment::Protected] {
+            self.list_mut(segment).clear();
+            *self.len_mut(segment) = 0;
+        }
+    }
+
+    fn link<K, V>(&mut self, slab: &mut Slab<Node<K, V>>, pos: u32, segment: Segment) {
+        let Some(node) = slab.get_mut(pos) else {
+            return;
+        };
+        node.access.segment = segment;
+        self.list_mut(segment).insert(slab, pos);
+        *self.len_mut(segment) += 1;
+    }
+
+    fn list(&self, segment: Segment) -> &LruList {
+        match segment {
+            Segment::Window => &self.window,
+            Segment::Probation => &self.probation,
+            Segment::Protected => &self.protected,
+        }
+    }
+
+    fn list_mut(&mut self, segment: Segment) -> &mut LruList {
+        match segment {
+            Segment::Window => &mut self.window,
+            Segment::Probation => &mut self.probation,
+            Segment::Protected => &mut self.protected,
+        }
+    }
+
+    fn len_mut(&mut self, segment: Segment) -> &mut u32 {
+        match segment {
+            Segment::Window => &mut self.window_len,
+            Segment::Probation => &mut self.probation_len,
+            Segment::Protected => &mut self.protected_len,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::Usage;
+    use crate::stats::{LfuConfig, ShardStats, Tracking};
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+    use std::sync::Arc;
+
+    const TINY: Tracking = Tracking {
+        lru_list: false,
+        frequency: false,
+        tiny_lfu: true,
+    };
+
+    fn shard(capacity: u32) -> Shard<u32, u32> {
+        let mut s = Shard::new(
+            Arc::new(Usage::default()),
+            Arc::new(ShardStats::default()),
+            StdRng::seed_from_u64(5),
+            TINY,
+        );
+        s.set_entry_capacity(capacity);
+        s
+    }
+
+    fn put(s: &mut Shard<u32, u32>, k: u32) -> u32 {
+        let hash = u64::from(k.wrapping_mul(2_654_435_761)) << 32;
+        s.insert(Node::new(k, k, hash, 0, 1, 0)).unwrap_or(u32::MAX)
+    }
+
+    /// Positions of `segment` from least to most recently used.
+    fn order(s: &Shard<u32, u32>, segment: Segment) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut cur = s.segment_tail(segment);
+        while let Some(pos) = cur {
+            out.push(pos);
+            cur = s.more_recent(pos);
+        }
+        out
+    }
+
+    #[test]
+    fn new_entries_enter_the_window_and_hits_promote_from_probation() {
+        let mut s = shard(200);
+        let a = put(&mut s, 1);
+        let b = put(&mut s, 2);
+        assert_eq!(order(&s, Segment::Window), vec![a, b]);
+        s.move_to_segment(a, Segment::Probation);
+        assert_eq!(order(&s, Segment::Probation), vec![a]);
+        s.touch(a, 1, LfuConfig::default());
+        assert_eq!(order(&s, Segment::Protected), vec![a]);
+        assert_eq!(s.segment_len(Segment::Probation), 0);
+        assert!(s.remove(a).is_some());
+        assert_eq!(s.segment_len(Segment::Protected), 0);
+        assert_eq!(s.window_max(), 2);
+    }
+
+    #[test]
+    fn protected_overflow_is_demoted_to_probation() {
+        let mut s = shard(5);
+        let pos: Vec<u32> = (0..5).map(|k| put(&mut s, k)).collect();
+        for &p in &pos {
+            s.move_to_segment(p, Segment::Probation);
+        }
+        for &p in &pos {
+            s.touch(p, 1, LfuConfig::default());
+        }
+        // Capacity 5: window 1, main 4, protected 80% of it, 3.
+        assert_eq!(order(&s, Segment::Protected), pos[2..].to_vec());
+        assert_eq!(order(&s, Segment::Probation), vec![pos[0], pos[1]]);
+    }
+
+    #[test]
+    fn switching_in_and_out_rebuilds_by_last_access() {
+        let mut s = shard(10);
+        s.set_tracking(Tracking {
+            lru_list: true,
+            frequency: false,
+            tiny_lfu: false,
+        });
+        let pos: Vec<u32> = (0..4).map(|k| put(&mut s, k)).collect();
+        s.touch(pos[0], 9, LfuConfig::default());
+        s.set_tracking(TINY);
+        assert_eq!(
+            order(&s, Segment::Probation),
+            vec![pos[1], pos[2], pos[3], pos[0]]
+        );
+        assert_eq!(s.segment_len(Segment::Window), 0);
+        s.set_tracking(Tracking::ALL);
+        assert!(!s.tiny_listed());
+        assert_eq!(s.lru_order(), vec![pos[1], pos[2], pos[3], pos[0]]);
+    }
+}

@@ -1,0 +1,205 @@
+//! [`FrequencySketch`]: the approximate access-frequency history behind `allkeys-tinylfu`.
+//!
+//! The idea is TinyLFU's (Einziger, Friedman & Manes, "TinyLFU: A Highly Efficient Cache
+//! Admission Policy"), in the form Caffeine's W-TinyLFU popularized: a Count-Min sketch of
+//! 4-bit counters that estimates how often a key was seen recently, and ages by halving every
+//! counter once a sample's worth of increments has been counted (the paper's "reset"). The
+//! code is ours.
+
+/// Counters packed into one table word (4 bits each).
+const COUNTERS_PER_WORD: u64 = 16;
+
+/// Largest value of a 4-bit counter.
+const COUNTER_MAX: u64 = 15;
+
+/// Keeps the low three bits of every 4-bit counter: halving a whole word in one shift.
+const HALVE_MASK: u64 = 0x7777_7777_7777_7777;
+
+/// Hash functions (counters per key). Four is the usual Count-Min depth for caches: more
+/// rarely tightens the estimate enough to change a decision.
+const HASHES: usize = 4;
+
+/// Per-hash seeds, arbitrary odd constants (the fractional digits of sqrt(2), sqrt(3),
+/// sqrt(5), sqrt(7)), so the four indices of one key are unrelated.
+const SEEDS: [u64; HASHES] = [
+    0x6A09_E667_F3BC_C909,
+    0xBB67_AE85_84CA_A73B,
+    0x3C6E_F372_FE94_F82B,
+    0xA54F_F53A_5F1D_36F1,
+];
+
+/// Increments per tracked entry between two halvings: the sample size is 10 × capacity, the
+/// paper's suggested `W`, long enough to tell the frequent from the one-hit wonders.
+const SAMPLE_PER_ENTRY: u64 = 10;
+
+/// Counters per tracked entry (rounded to a power of two): 8 counters of 4 bits, 4 bytes
+/// per entry of the capacity, keeps collisions rare enough for the estimates to rank keys.
+const COUNTERS_PER_ENTRY: u64 = 8;
+
+/// A 4-bit Count-Min sketch over 32-bit key hashes, with periodic halving.
+#[derive(Debug)]
+pub(crate) struct FrequencySketch {
+    table: Vec<u64>,
+    /// Counters in the table minus one (a power of two minus one).
+    counter_mask: u64,
+    /// Increments counted since the last halving.
+    additions: u64,
+    /// Increments between halvings.
+    sample_size: u64,
+    /// Entries the table was sized for.
+    capacity: u32,
+}
+
+impl FrequencySketch {
+    /// A sketch sized for `capacity` entries (at least one).
+    pub(crate) fn new(capacity: u32) -> Self {
+        let capacity = capacity.max(1);
+        let counters = (u64::from(capacity) * COUNTERS_PER_ENTRY)
+            .next_power_of_two()
+            .max(COUNTERS_PER_WORD);
+        let words = usize::try_from(counters / COUNTERS_PER_WORD).unwrap_or(usize::MAX);
+        Self {
+            table: vec![0; words],
+            counter_mask: counters - 1,
+            additions: 0,
+            sample_size: u64::from(capacity) * SAMPLE_PER_ENTRY,
+            capacity,
+        }
+    }
+
+    /// Entries the sketch is sized for.
+    pub(crate) fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Grows the sketch to at least `capacity` entries (and at least double its size, so a
+    /// growing shard resizes O(log n) times) if it is smaller, forgetting what it counted:
+    /// a shard that outgrew its sketch's estimate (Caffeine resizes the same way).
+    pub(crate) fn ensure_capacity(&mut self, capacity: u32) {
+        if capacity > self.capacity {
+            *self = Self::new(capacity.max(self.capacity.saturating_mul(2)));
+        }
+    }
+
+    /// Counts one occurrence of `hash`; halves every counter when the sample is complete.
+    pub(crate) fn increment(&mut self, hash: u32) {
+        let mut added = false;
+        for seed in SEEDS {
+            let (word, shift) = self.slot(hash, seed);
+            if let Some(w) = self.table.get_mut(word) {
+                if (*w >> shift) & COUNTER_MAX < COUNTER_MAX {
+                    *w += 1 << shift;
+                    added = true;
+                }
+            }
+        }
+        if added {
+            self.additions += 1;
+            if self.additions >= self.sample_size {
+                self.halve();
+            }
+        }
+    }
+
+    /// The estimated recent occurrences of `hash` (0..=15): the smallest of its counters.
+    pub(crate) fn frequency(&self, hash: u32) -> u8 {
+        let min = SEEDS
+            .iter()
+            .map(|&seed| {
+                let (word, shift) = self.slot(hash, seed);
+                self.table
+                    .get(word)
+                    .map_or(0, |w| (w >> shift) & COUNTER_MAX)
+            })
+            .min()
+            .unwrap_or(0);
+        u8::try_from(min).unwrap_or(u8::MAX)
+    }
+
+    /// The "reset" aging: every counter halved, so old popularity fades.
+    fn halve(&mut self) {
+        for w in &mut self.table {
+            *w = (*w >> 1) & HALVE_MASK;
+        }
+        self.additions /= 2;
+    }
+
+    /// Table word and bit shift of `hash`'s counter for one `seed`.
+    fn slot(&self, hash: u32, seed: u64) -> (usize, u64) {
+        let index = mix(u64::from(hash) ^ seed) & self.counter_mask;
+        let word = usize::try_from(index / COUNTERS_PER_WORD).unwrap_or(usize::MAX);
+        (word, (index % COUNTERS_PER_WORD) * 4)
+    }
+}
+
+/// A 64-bit finalizer (SplitMix64's, Steele, Lea & Flood): every input bit moves every
+/// output bit, so the seeds give independent-looking indices.
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_saturate_at_fifteen() {
+        let mut s = FrequencySketch::new(1_000);
+        assert_eq!(s.frequency(7), 0);
+        for _ in 0..5 {
+            s.increment(7);
+        }
+        assert_eq!(s.frequency(7), 5);
+        for _ in 0..100 {
+            s.increment(7);
+        }
+        assert_eq!(s.frequency(7), 15);
+    }
+
+    #[test]
+    fn frequent_hashes_outrank_rare_ones() {
+        let mut s = FrequencySketch::new(1_000);
+        for h in 0..1_000u32 {
+            s.increment(h.wrapping_mul(2_654_435_761));
+        }
+        for _ in 0..8 {
+            s.increment(42);
+        }
+        assert!(s.frequency(42) >= 8);
+        let rare = (0..1_000u32)
+            .filter(|h| s.frequency(h.wrapping_mul(2_654_435_761)) >= 8)
+            .count();
+        assert!(rare < 10, "{rare} one-time hashes look frequent");
+    }
+
+    #[test]
+    fn counters_halve_after_a_sample() {
+        let mut s = FrequencySketch::new(1_000);
+        for _ in 0..12 {
+            s.increment(1);
+        }
+        s.halve();
+        assert_eq!(s.frequency(1), 6);
+        // The sample is 10 × 100 increments; the last one halves every counter.
+        let mut t = FrequencySketch::new(100);
+        for h in 0..1_000u32 {
+            t.increment(h);
+        }
+        assert_eq!(t.additions, 500);
+        assert!(t.table.iter().all(|w| w & !HALVE_MASK == 0));
+    }
+
+    #[test]
+    fn growing_resizes_and_forgets() {
+        let mut s = FrequencySketch::new(4);
+        s.increment(3);
+        s.ensure_capacity(2);
+        assert_eq!((s.capacity(), s.frequency(3)), (4, 1));
+        s.ensure_capacity(5_000);
+        assert_eq!((s.capacity(), s.frequency(3)), (5_000, 0));
+    }
+}
