@@ -27,7 +27,7 @@ struct Args {
     #[arg(long, env = "CACHALOT_MAXMEMORY")]
     maxmemory: Option<String>,
     /// noeviction, allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu,
-    /// volatile-random or volatile-ttl.
+    /// volatile-random, volatile-ttl, or allkeys-tinylfu (W-TinyLFU).
     #[arg(long = "maxmemory-policy", env = "CACHALOT_MAXMEMORY_POLICY")]
     maxmemory_policy: Option<String>,
     /// Maximum simultaneous clients.
