@@ -402,6 +402,14 @@ fn parse_alternatives(tokens: &[&str], pos: &mut usize, nested: bool) -> Vec<Vec
     alts
 }
 
+/// The name of a group of arguments: its members' names joined with `-` (`nx-xx`).
+fn joined_names(args: &[Arg]) -> String {
+    args.iter()
+        .map(|a| a.name.as_str())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
 /// Adds an optional group `[...]` to `seq`: a repetition of the previous argument
 /// (`key [key ...]`) marks it multiple; one alternative of one argument becomes that
 /// argument, optional; anything else becomes an optional `oneof` or `block`.
@@ -446,11 +454,7 @@ fn push_group(seq: &mut Vec<Arg>, mut inner: Vec<Vec<Arg>>) {
             seq.push(a);
             return;
         }
-        let name = items
-            .iter()
-            .map(|a| a.name.as_str())
-            .collect::<Vec<_>>()
-            .join("-");
+        let name = joined_names(&items);
         seq.push(Arg {
             name,
             kind: "block",
@@ -467,11 +471,7 @@ fn push_group(seq: &mut Vec<Arg>, mut inner: Vec<Vec<Arg>>) {
             if alt.len() == 1 {
                 alt.remove(0)
             } else {
-                let name = alt
-                    .iter()
-                    .map(|a| a.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join("-");
+                let name = joined_names(&alt);
                 Arg {
                     name,
                     kind: "block",
@@ -483,11 +483,7 @@ fn push_group(seq: &mut Vec<Arg>, mut inner: Vec<Vec<Arg>>) {
             }
         })
         .collect();
-    let name = children
-        .iter()
-        .map(|a| a.name.as_str())
-        .collect::<Vec<_>>()
-        .join("-");
+    let name = joined_names(&children);
     seq.push(Arg {
         name,
         kind: "oneof",
