@@ -162,6 +162,30 @@ where
         (hash, (hash & self.inner.shard_mask) as usize)
     }
 
+    /// Locks `key`'s shard, finds its live position (an expired entry is removed into the
+    /// removal list), runs `f` with the shard, that position, the time and the removal
+    /// list, then unlocks and reports the removals to the listener.
+    fn with_located<Q, R>(
+        &self,
+        key: &Q,
+        f: impl FnOnce(&mut Shard<K, V>, Option<u32>, u64, &mut Removals<K, V>) -> R,
+    ) -> R
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let now = self.inner.now();
+        let (hash, i) = self.locate(key);
+        let mut out = Removals::new();
+        let result = {
+            let mut shard = self.inner.lock(i);
+            let pos = self.find_live(&mut shard, hash, key, now, &mut out);
+            f(&mut shard, pos, now, &mut out)
+        };
+        self.inner.notify(&mut out);
+        result
+    }
+
     /// Position of a live `key` in `shard`; an expired entry is removed into `out`.
     fn find_live<Q>(
         &self,

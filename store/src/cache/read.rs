@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::Cache;
 use crate::entry::EntryInfo;
 use crate::expiry;
-use crate::shard::{Node, Removals};
+use crate::shard::Node;
 
 impl<K, V> Cache<K, V>
 where
@@ -26,12 +26,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let now = self.inner.now();
-        let (hash, i) = self.locate(key);
-        let mut out = Removals::new();
-        let result = {
-            let mut shard = self.inner.lock(i);
-            let pos = self.find_live(&mut shard, hash, key, now, &mut out);
+        self.with_located(key, |shard, pos, now, _| {
             if touch {
                 match pos {
                     Some(p) => {
@@ -42,9 +37,7 @@ where
                 }
             }
             pos.and_then(|p| shard.node(p)).map(|n| f(n, now))
-        };
-        self.inner.notify(&mut out);
-        result
+        })
     }
 
     /// A clone of the value for `key`, recording an access (recency and LFU counter).

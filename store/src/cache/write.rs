@@ -203,15 +203,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let now = self.inner.now();
-        let (hash, i) = self.locate(key);
-        let mut out = Removals::new();
-        let node = {
-            let mut shard = self.inner.lock(i);
-            self.find_live(&mut shard, hash, key, now, &mut out)
-                .and_then(|p| shard.remove(p))
-        };
-        self.inner.notify(&mut out);
+        let node = self.with_located(key, |shard, pos, _, _| pos.and_then(|p| shard.remove(p)));
         node.map(|n| {
             self.inner.report(&n.key, &n.value, RemovalCause::Removed);
             n.value
@@ -225,12 +217,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let now = self.inner.now();
-        let (hash, i) = self.locate(key);
-        let mut out = Removals::new();
-        let found = {
-            let mut shard = self.inner.lock(i);
-            let pos = self.find_live(&mut shard, hash, key, now, &mut out);
+        self.with_located(key, |shard, pos, now, out| {
             if let Some(p) = pos {
                 if expiry::is_past(at, now) {
                     if let Some(node) = shard.remove(p) {
@@ -242,9 +229,7 @@ where
                 }
             }
             pos.is_some()
-        };
-        self.inner.notify(&mut out);
-        found
+        })
     }
 
     /// Runs `f` on the entry for `key` atomically, under the key's shard lock
