@@ -542,3 +542,60 @@ fn the_listener_may_call_back_into_the_cache() {
     assert_eq!(*seen.lock(), vec![(1, RemovalCause::Evicted, Some(false))]);
     *slot.lock() = None;
 }
+
+#[test]
+fn insert_by_reference_builds_a_key_only_for_new_entries() {
+    use std::cell::Cell;
+    let cache = cachalot_store::Cache::<String, u32>::builder()
+        .build()
+        .expect("valid");
+    let built = Cell::new(0);
+    let to_owned = |k: &str| {
+        built.set(built.get() + 1);
+        k.to_string()
+    };
+    assert_eq!(
+        cache.insert_with_expiry_ref("k", to_owned, 1, None),
+        Ok(None)
+    );
+    assert_eq!(built.get(), 1, "a new key is built once");
+    let at = Some(u64::MAX / 2);
+    assert_eq!(
+        cache.insert_with_expiry_ref("k", to_owned, 2, at),
+        Ok(Some(1))
+    );
+    assert_eq!(built.get(), 1, "an overwrite keeps the stored key");
+    assert_eq!(cache.get("k"), Some(2));
+    assert_eq!(cache.expire_at("k"), Some(at));
+    assert_eq!(cache.len(), 1);
+}
+
+#[test]
+fn insert_by_reference_reports_replacements_and_respects_the_bound() {
+    type Seen = Vec<(String, Vec<u8>, RemovalCause)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let log = Arc::clone(&seen);
+    let cache = cachalot_store::Cache::<String, Vec<u8>>::builder()
+        .shards(1)
+        .policy(cachalot_store::Policy::no_eviction())
+        .weigher(|_, v| v.len() as u64)
+        .max_weight(2_000)
+        .removal_listener(move |k, v, cause| log.lock().push((k.clone(), v.clone(), cause)))
+        .build()
+        .expect("valid");
+    cache
+        .insert_with_expiry_ref("k", str::to_string, vec![1; 10], None)
+        .expect("fits");
+    cache
+        .insert_with_expiry_ref("k", str::to_string, vec![2; 20], None)
+        .expect("fits");
+    assert_eq!(
+        seen.lock().as_slice(),
+        [("k".to_string(), vec![1; 10], RemovalCause::Replaced)]
+    );
+    // Too big for the bound under noeviction: refused, the old value stays.
+    assert!(cache
+        .insert_with_expiry_ref("k", str::to_string, vec![3; 5_000], None)
+        .is_err());
+    assert_eq!(cache.get("k"), Some(vec![2; 20]));
+}

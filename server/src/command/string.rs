@@ -202,7 +202,7 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let value = Value::from_bytes(owned(&args[2]));
     let store = &ctx.node.store;
     if !nx && !xx && !get && expiry != ExpiryArg::Keep {
-        store.insert_with_expiry(owned(&args[1]), value, at)?;
+        store.insert_with_expiry_ref(&args[1][..], Bytes::copy_from_slice, value, at)?;
         return ctx.ok();
     }
     let outcome = store.modify(owned(&args[1]), |e| {
@@ -254,7 +254,7 @@ fn set_with_expiry(
     let value = Value::from_bytes(owned(&args[3]));
     ctx.node
         .store
-        .insert_with_expiry(owned(&args[1]), value, Some(at))?;
+        .insert_with_expiry_ref(&args[1][..], Bytes::copy_from_slice, value, Some(at))?;
     ctx.ok()
 }
 
@@ -344,7 +344,7 @@ pub fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         let value = Value::from_bytes(owned(&pair[1]));
         ctx.node
             .store
-            .insert_with_expiry(owned(&pair[0]), value, None)?;
+            .insert_with_expiry_ref(&pair[0][..], Bytes::copy_from_slice, value, None)?;
     }
     ctx.ok()
 }
@@ -360,7 +360,7 @@ pub fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         let value = Value::from_bytes(owned(&pair[1]));
         ctx.node
             .store
-            .insert_with_expiry(owned(&pair[0]), value, None)?;
+            .insert_with_expiry_ref(&pair[0][..], Bytes::copy_from_slice, value, None)?;
     }
     ctx.int(1)
 }

@@ -50,6 +50,68 @@ where
         self.write(key, value, expire_at_millis, now)
     }
 
+    /// Like [`insert_with_expiry`](Self::insert_with_expiry), but takes the key by
+    /// reference and builds an owned key (with `to_owned`) only when it is needed: an
+    /// overwrite of a live key keeps the stored key, saving a copy per overwrite (a
+    /// server's `SET` on an existing key). With a removal listener, the replaced value is
+    /// reported with a freshly built key.
+    ///
+    /// # Errors
+    /// As [`insert`](Self::insert).
+    pub fn insert_with_expiry_ref<Q>(
+        &self,
+        key: &Q,
+        to_owned: impl FnOnce(&Q) -> K,
+        value: V,
+        expire_at_millis: Option<u64>,
+    ) -> Result<Option<V>, Error>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let inner = &*self.inner;
+        let now = inner.now();
+        if expiry::is_past(expire_at_millis, now) {
+            return self.write(to_owned(key), value, expire_at_millis, now);
+        }
+        let (hash, home) = self.locate(key);
+        let mut out = Removals::new();
+        let mut shard = inner.lock(home);
+        let pos = self.find_live(&mut shard, hash, key, now, &mut out);
+        // The fast path: the key is live and the new value fits without evicting.
+        let fits = pos.and_then(|p| shard.node(p)).and_then(|node| {
+            let weight = inner.weigh(&node.key, &value);
+            let change = Change {
+                add_weight: weight,
+                free_weight: node.weight,
+                add_entries: 0,
+            };
+            let ok = inner.limits.admit(weight).is_ok()
+                && inner.limits.check(&inner.usage, change).is_ok();
+            ok.then_some(weight)
+        });
+        let (Some(p), Some(weight)) = (pos, fits) else {
+            drop(shard);
+            inner.notify(&mut out);
+            return self.write(to_owned(key), value, expire_at_millis, now);
+        };
+        let old = match shard.replace(p, value, weight, expiry::encode(expire_at_millis)) {
+            Ok(old) => old,
+            Err(value) => {
+                drop(shard);
+                inner.notify(&mut out);
+                return self.write(to_owned(key), value, expire_at_millis, now);
+            }
+        };
+        shard.touch(p, now, inner.lfu);
+        shard.stats().record_insert();
+        self.settle(shard, home, Some(p), now, &mut out);
+        if inner.listener.is_some() {
+            inner.report(&to_owned(key), &old, RemovalCause::Replaced);
+        }
+        Ok(Some(old))
+    }
+
     /// Like [`insert`](Self::insert) with a TTL from now (rounded up to whole ms). A zero TTL
     /// deletes the key, as a past time does for [`insert_with_expiry`](Self::insert_with_expiry).
     ///
