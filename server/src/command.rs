@@ -148,20 +148,22 @@ pub fn lookup(name: &[u8]) -> Option<(u16, &'static CommandSpec)> {
 /// Runs one command and queues its reply.
 pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: &mut BytesMut) {
     let Some(name) = args.first() else { return };
-    let handle = Arc::clone(&session.handle);
-    handle.commands.fetch_add(1, Ordering::Relaxed);
     let found = lookup(name);
+    let handle = &session.handle;
+    handle.commands.fetch_add(1, Ordering::Relaxed);
+    if let Some((index, spec)) = found {
+        handle.last_command.store(index, Ordering::Relaxed);
+        handle
+            .last_subcommand
+            .store(subcommand_index(spec, &args), Ordering::Relaxed);
+    }
     let mut ctx = Ctx { node, session, out };
-    let Some((index, spec)) = found else {
+    let Some((_, spec)) = found else {
         let e = unknown_command(&args);
         node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
         ctx.error(&e);
         return;
     };
-    handle.last_command.store(index, Ordering::Relaxed);
-    handle
-        .last_subcommand
-        .store(subcommand_index(spec, &args), Ordering::Relaxed);
     // Redis's order: unknown command, then arity, then authentication, then memory.
     if !spec.arity_ok(args.len()) {
         node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
@@ -196,8 +198,8 @@ pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: 
                 &redacted(spec, &args),
                 micros,
                 crate::node::unix_millis() / 1000,
-                handle.addr.to_string(),
-                handle.name.lock().clone(),
+                ctx.session.handle.addr.to_string(),
+                ctx.session.handle.name.lock().clone(),
                 usize::try_from(max_len).unwrap_or(usize::MAX),
             );
         }

@@ -5,14 +5,12 @@
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cachalot_tests::{redis_tool, ServerProcess};
 
 /// How long one run of a tool may take before the test fails.
 const TOOL_TIMEOUT_SECS: u64 = 120;
-/// How often a running tool is checked for exit.
-const TOOL_POLL_MILLIS: u64 = 20;
 /// Keys written by the mass-insertion test.
 const PIPE_KEYS: usize = 100_000;
 
@@ -48,17 +46,19 @@ fn run(tool: &str, args: &[&str], stdin: &[u8]) -> Run {
     };
     let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
     let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
-    let deadline = Instant::now() + Duration::from_secs(TOOL_TIMEOUT_SECS);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("poll the tool") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+    // Wait on a thread and take its answer with a deadline; kill the tool if it hangs.
+    let pid = child.id().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = match rx.recv_timeout(Duration::from_secs(TOOL_TIMEOUT_SECS)) {
+        Ok(status) => status.expect("wait for the tool"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            let _ = waiter.join();
             panic!("{tool} {args:?} did not finish within {TOOL_TIMEOUT_SECS}s");
         }
-        std::thread::sleep(Duration::from_millis(TOOL_POLL_MILLIS));
     };
     let _ = feeder.join();
     Run {
