@@ -272,7 +272,7 @@ where
     /// switch visits every shard, one lock at a time. Switching **into `allkeys-lru`**
     /// rebuilds each shard's LRU list, ordered by the entries' last-access times (kept under
     /// every policy): O(n log n) in the shard's entries while holding its lock, with a
-    /// temporary 16 bytes per entry; a shard whose list is not rebuilt yet samples by
+    /// temporary 8 bytes per entry; a shard whose list is not rebuilt yet samples by
     /// last-access time when it must evict meanwhile. Other switches take each lock only
     /// briefly. Switching **into `allkeys-tinylfu`** likewise rebuilds each shard's segments
     /// (every entry in probation, by last-access time) with an empty frequency sketch.
@@ -282,8 +282,9 @@ where
         let _switching = inner.policy_switch.lock();
         inner.policy.store(policy.to_u8(), Ordering::Relaxed);
         let tracking = policy.tracking();
+        let now = inner.clock.now_millis();
         for cell in inner.shards.iter() {
-            cell.lock.lock().set_tracking(tracking);
+            cell.lock.lock().set_tracking(tracking, now);
         }
     }
 

@@ -11,13 +11,12 @@ use crate::shard::{Node, Removals, Shard};
 pub struct EntryInfo {
     /// Absolute expiry in unix milliseconds, if any.
     pub expire_at: Option<u64>,
-    /// Milliseconds since the last recorded access (`OBJECT IDLETIME` is this / 1000).
-    pub idle_millis: u64,
-    /// The decayed logarithmic access counter (`OBJECT FREQ`). Accesses are counted only
-    /// under an LFU policy (Redis refuses `OBJECT FREQ` under the others); under another
-    /// policy this is the counter as last counted (5 for an entry written since), decayed
-    /// for the time since then.
-    pub frequency: u8,
+    /// Whole seconds since the last recorded access (`OBJECT IDLETIME`); `None` under an
+    /// LFU policy, which records frequency instead (Redis refuses `OBJECT IDLETIME` then).
+    pub idle_seconds: Option<u64>,
+    /// The decayed logarithmic access counter (`OBJECT FREQ`); `None` unless an LFU policy
+    /// is in force (Redis refuses `OBJECT FREQ` then).
+    pub frequency: Option<u8>,
     /// The entry's weight: weigher's number plus the per-entry overhead.
     pub weight: u64,
 }
@@ -174,8 +173,8 @@ impl<K, V> EntryOps<V> for Computation<'_, K, V> {
             return Some(value);
         };
         // Weight 0 until `finish` weighs it; `compute` checked the shard has a free position.
-        let node = Node::new(key, value, self.hash, self.default_expiry, 0, self.now);
-        match self.shard.insert(node) {
+        let node = Node::new(key, value, self.hash, self.default_expiry);
+        match self.shard.insert(node, 0, self.now) {
             Ok(pos) => {
                 self.pos = Some(pos);
                 self.dirty = true;
@@ -303,7 +302,7 @@ mod tests {
     #[test]
     fn discarding_an_existing_entry_reports_it() {
         let (mut s, usage) = shard();
-        let existing = s.insert(Node::new("k", "v".to_owned(), 5, 0, 1, 0)).ok();
+        let existing = s.insert(Node::new("k", "v".to_owned(), 5, 0), 1, 0).ok();
         let mut out = Removals::new();
         let mut comp = Computation::new(&mut s, "k", 5, existing, 10, 0, &mut out);
         {

@@ -431,8 +431,8 @@ mod victim_tests {
             Tracking::ALL,
         );
         for k in 0..n {
-            let node = Node::new(k, k, u64::from(k) << 32, expiry(k), 1, u64::from(k));
-            assert_eq!(s.insert(node).ok(), Some(k));
+            let node = Node::new(k, k, u64::from(k) << 35, expiry(k));
+            assert_eq!(s.insert(node, 1, u64::from(k) * 1_000).ok(), Some(k));
         }
         s
     }
@@ -453,12 +453,15 @@ mod victim_tests {
     #[test]
     fn lru_samples_by_access_time_until_the_list_is_rebuilt() {
         let mut s = shard(5, |_| 0);
-        s.set_tracking(Tracking {
-            lru_list: false,
-            frequency: false,
-            tiny_lfu: false,
-        });
-        for (pos, t) in [(0, 50), (1, 40), (3, 60), (4, 70)] {
+        s.set_tracking(
+            Tracking {
+                lru_list: false,
+                frequency: false,
+                tiny_lfu: false,
+            },
+            0,
+        );
+        for (pos, t) in [(0, 50_000), (1, 40_000), (3, 60_000), (4, 70_000)] {
             s.touch(pos, t, LfuConfig::default());
         }
         assert_eq!(victim(&mut s, Policy::allkeys_lru(), None), Some(2));
@@ -548,8 +551,8 @@ mod victim_tests {
         );
         s.set_entry_capacity(capacity);
         for k in 0..n {
-            let node = Node::new(k, k, u64::from(k) << 32, 0, 1, 0);
-            assert_eq!(s.insert(node).ok(), Some(k));
+            let node = Node::new(k, k, u64::from(k) << 35, 0);
+            assert_eq!(s.insert(node, 1, 0).ok(), Some(k));
         }
         s
     }
@@ -572,10 +575,7 @@ mod victim_tests {
         s.touch(8, 1, LfuConfig::default());
         s.touch(9, 1, LfuConfig::default());
         assert_eq!(victim(&mut s, Policy::tiny_lfu(), None), Some(0));
-        assert_eq!(
-            s.node(8).map(|n| n.access.segment),
-            Some(Segment::Probation)
-        );
+        assert_eq!(s.node(8).map(Node::segment), Some(Segment::Probation));
         // A victim that is protected is passed over for the next oldest.
         assert_eq!(victim(&mut s, Policy::tiny_lfu(), Some(0)), Some(1));
     }

@@ -3,9 +3,9 @@
 //!
 //! Layout (per shard):
 //! - `slab`: entries at stable `u32` positions ([`slab`]).
-//! - `table`: a SwissTable of `u64` words `(hash32 << 32) | position`, keyed by the upper 32
-//!   bits of the key's hash. Growth rehashes these words alone, never touching the slab, and
-//!   a lookup compares the stored hash bits before touching an entry.
+//! - `table`: a SwissTable of `u32` slab positions, hashed by the upper 30 bits of the key's
+//!   hash, which each entry keeps in its `tag` (growth rehashes from there, never from the
+//!   key). A lookup's control-byte match leads to the entry, whose tag and key it compares.
 //! - `lru`: an intrusive doubly linked LRU list through the entries (`prev`/`next`
 //!   positions), most recent at the head: exact LRU order per shard for `allkeys-lru`, kept
 //!   only under that policy ([`lru_list`]).
@@ -21,9 +21,10 @@ pub(crate) mod slab;
 pub(crate) mod tiny_lfu;
 
 use std::borrow::Borrow;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use hashbrown::HashTable;
+use hashbrown::{HashMap, HashTable};
 use rand::rngs::StdRng;
 use rand::Rng;
 
@@ -32,71 +33,101 @@ use crate::stats::{Access, LfuConfig, ShardStats, Tracking};
 use lru_list::LruList;
 pub(crate) use removal::Removals;
 use slab::{Slab, NIL};
-use tiny_lfu::TinyLfu;
+use tiny_lfu::{Segment, TinyLfu};
 
 /// Spreads the 32 stored hash bits over a 64-bit table hash (Knuth's multiplicative
 /// hashing), so both the table's bucket bits (low) and control-byte bits (high) vary.
 const TABLE_HASH_MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
 
-/// The upper half of a key hash; the lower half picks the shard.
+/// Low bits of an entry's `tag` that hold its W-TinyLFU segment instead of hash bits.
+const SEGMENT_BITS: u32 = 0b11;
+
+/// A bit of every entry's `tag` that is always set, so a tag is never zero: the slab's
+/// vacant slots use that niche for their discriminant, which saves 8 bytes per slot.
+const TAG_SET_BIT: u32 = 0b100;
+
+/// The low bits of a tag that are not hash bits.
+const TAG_LOW_BITS: u32 = SEGMENT_BITS | TAG_SET_BIT;
+
+/// An entry's weight field when the weight does not fit in it (see `Shard::heavy`).
+const HEAVY: u32 = u32::MAX;
+
+/// The upper half of a key hash with its three lowest bits cleared (the entry's tag uses
+/// them); the lower half picks the shard.
 pub(crate) fn hash32(hash: u64) -> u32 {
-    (hash >> 32) as u32
+    ((hash >> 32) as u32) & !TAG_LOW_BITS
 }
 
 fn table_hash(hash32: u32) -> u64 {
     u64::from(hash32).wrapping_mul(TABLE_HASH_MULTIPLIER)
 }
 
-fn table_word(hash32: u32, pos: u32) -> u64 {
-    (u64::from(hash32) << 32) | u64::from(pos)
+/// The table hash of the entry at `pos` (0 for a vacant position, which the table never
+/// holds).
+fn stored_hash<K, V>(slab: &Slab<Node<K, V>>, pos: u32) -> u64 {
+    table_hash(slab.get(pos).map_or(0, Node::hash32))
 }
 
-fn word_hash(word: u64) -> u64 {
-    table_hash((word >> 32) as u32)
-}
-
-fn word_pos(word: u64) -> u32 {
-    word as u32
-}
-
-/// A stored entry with its bookkeeping.
+/// A stored entry with its bookkeeping: 32 bytes besides the key and value.
 pub(crate) struct Node<K, V> {
     pub(crate) key: K,
     pub(crate) value: V,
     /// Stored expiry ([`crate::expiry::encode`]).
     pub(crate) expire_at: u64,
-    /// Weigher's number plus the per-entry overhead, as last computed.
-    pub(crate) weight: u64,
+    /// Weigher's number plus the per-entry overhead, as last computed, or [`HEAVY`] when it
+    /// is `u32::MAX` or more (the shard's `heavy` map holds it then).
+    weight: u32,
     pub(crate) access: Access,
     /// LRU neighbours (towards the head / towards the tail), or `NIL`.
     prev: u32,
     next: u32,
     /// Place in `Shard::expiring`, or `NIL` when the entry has no expiry.
     expiring_pos: u32,
-    hash32: u32,
+    /// [`hash32`] of the key, with [`TAG_SET_BIT`] and the W-TinyLFU segment in the low bits.
+    tag: NonZeroU32,
 }
 
 impl<K, V> Node<K, V> {
-    pub(crate) fn new(key: K, value: V, hash: u64, expire_at: u64, weight: u64, now: u64) -> Self {
+    /// An entry not yet stored: [`Shard::insert`] sets its weight and access record.
+    pub(crate) fn new(key: K, value: V, hash: u64, expire_at: u64) -> Self {
         Self {
             key,
             value,
             expire_at,
-            weight,
-            access: Access::new(now),
+            weight: 0,
+            access: Access::new(0, false),
             prev: NIL,
             next: NIL,
             expiring_pos: NIL,
-            hash32: hash32(hash),
+            tag: tag(hash32(hash), Segment::Window),
         }
     }
+
+    /// The key's [`hash32`].
+    pub(crate) fn hash32(&self) -> u32 {
+        self.tag.get() & !TAG_LOW_BITS
+    }
+
+    /// The W-TinyLFU segment (meaningful only under `allkeys-tinylfu`).
+    pub(crate) fn segment(&self) -> Segment {
+        Segment::from_bits(self.tag.get() & SEGMENT_BITS)
+    }
+
+    pub(crate) fn set_segment(&mut self, segment: Segment) {
+        self.tag = tag(self.hash32(), segment);
+    }
+}
+
+fn tag(hash32: u32, segment: Segment) -> NonZeroU32 {
+    // Never zero: TAG_SET_BIT is set.
+    NonZeroU32::new(hash32 | TAG_SET_BIT | segment.bits()).unwrap_or(NonZeroU32::MIN)
 }
 
 /// A shard's state. Everything here is guarded by the shard's lock (`Inner::shards[i]`);
 /// `usage` and `stats` are shared atomics this shard writes while holding it.
 pub(crate) struct Shard<K, V> {
     slab: Slab<Node<K, V>>,
-    table: HashTable<u64>,
+    table: HashTable<u32>,
     /// The LRU order, kept while the policy evicts from it.
     lru: LruList,
     /// Whether accesses count in the entries' LFU counters (an LFU policy is in force).
@@ -114,6 +145,9 @@ pub(crate) struct Shard<K, V> {
     walk_cursor: u32,
     /// Sum of this shard's entry weights.
     weight: u64,
+    /// Weights of the entries whose weight does not fit their 32-bit field (4 GiB or
+    /// more), by position: almost always empty.
+    heavy: HashMap<u32, u64>,
     /// Randomness for LFU increments and eviction sampling.
     rng: StdRng,
     usage: Arc<Usage>,
@@ -138,16 +172,17 @@ impl<K, V> Shard<K, V> {
             sweep_cursor: 0,
             walk_cursor: 0,
             weight: 0,
+            heavy: HashMap::new(),
             rng,
             usage,
             stats,
         }
     }
 
-    /// Bytes of index structures per entry beyond its slab slot: one table word, one control
+    /// Bytes of index structures per entry beyond its slab slot: one table slot, one control
     /// byte, one expiring-index slot.
     pub(crate) const INDEX_BYTES_PER_ENTRY: usize =
-        std::mem::size_of::<u64>() + 1 + std::mem::size_of::<u32>();
+        std::mem::size_of::<u32>() + 1 + std::mem::size_of::<u32>();
 
     /// Bytes of one slab position.
     pub(crate) const fn slot_bytes() -> usize {
@@ -189,6 +224,34 @@ impl<K, V> Shard<K, V> {
         self.slab.get_mut(pos)
     }
 
+    /// The weight of the entry at `pos` (0 for a vacant position).
+    pub(crate) fn weight_of(&self, pos: u32) -> u64 {
+        match self.node(pos).map(|n| n.weight) {
+            None => 0,
+            Some(HEAVY) => self.heavy.get(&pos).copied().unwrap_or(u64::from(HEAVY)),
+            Some(w) => u64::from(w),
+        }
+    }
+
+    /// Stores `weight` for the entry at `pos` and returns the weight it replaces.
+    fn store_weight(&mut self, pos: u32, weight: u64) -> u64 {
+        let old = self.weight_of(pos);
+        let Some(node) = self.slab.get_mut(pos) else {
+            return 0;
+        };
+        match u32::try_from(weight) {
+            Ok(w) if w != HEAVY => {
+                node.weight = w;
+                self.heavy.remove(&pos);
+            }
+            _ => {
+                node.weight = HEAVY;
+                self.heavy.insert(pos, weight);
+            }
+        }
+        old
+    }
+
     /// Which access statistics this shard keeps up to date.
     #[cfg(test)]
     pub(crate) fn tracking(&self) -> Tracking {
@@ -207,11 +270,18 @@ impl<K, V> Shard<K, V> {
         }
     }
 
-    /// Switches the access statistics kept (for a new policy). Turning the LRU list or the
-    /// W-TinyLFU segments on rebuilds them from the entries' last-access times: O(n log n)
-    /// in the shard's entries, under the shard's lock. Turning them off is O(1). (Both
-    /// thread the same links, so one is dropped before the other is built.)
-    pub(crate) fn set_tracking(&mut self, tracking: Tracking) {
+    /// Switches the access statistics kept (for a new policy). Switching between counting
+    /// frequency and recording recency resets every entry's access record to `now_millis`
+    /// (O(n)). Turning the LRU list or the W-TinyLFU segments on rebuilds them from the
+    /// entries' last-access times: O(n log n) in the shard's entries, under the shard's
+    /// lock. Turning them off is O(1). (Both thread the same links, so one is dropped before
+    /// the other is built.)
+    pub(crate) fn set_tracking(&mut self, tracking: Tracking, now_millis: u64) {
+        if self.count_frequency != tracking.frequency {
+            for (_, node) in self.slab.iter_mut() {
+                node.access = Access::new(now_millis, tracking.frequency);
+            }
+        }
         self.count_frequency = tracking.frequency;
         if !tracking.tiny_lfu {
             self.tiny = None;
@@ -272,26 +342,32 @@ impl<K, V> Shard<K, V> {
         let h32 = hash32(hash);
         let slab = &self.slab;
         self.table
-            .find(table_hash(h32), |&word| {
-                (word >> 32) as u32 == h32
-                    && slab
-                        .get(word_pos(word))
-                        .is_some_and(|n| n.key.borrow() == key)
+            .find(table_hash(h32), |&pos| {
+                slab.get(pos)
+                    .is_some_and(|n| n.hash32() == h32 && n.key.borrow() == key)
             })
-            .map(|&word| word_pos(word))
+            .copied()
     }
 
-    /// Stores a new entry (its key must not be present) as the most recently used.
+    /// Stores a new entry (its key must not be present) of `weight`, written at
+    /// `now_millis`, as the most recently used.
     ///
     /// # Errors
     /// Gives the node back when the shard's slab has no position left.
-    pub(crate) fn insert(&mut self, node: Node<K, V>) -> Result<u32, Node<K, V>> {
-        let h32 = node.hash32;
-        let weight = node.weight;
+    pub(crate) fn insert(
+        &mut self,
+        mut node: Node<K, V>,
+        weight: u64,
+        now_millis: u64,
+    ) -> Result<u32, Node<K, V>> {
+        let h32 = node.hash32();
+        node.access = Access::new(now_millis, self.count_frequency);
         let expiring = node.expire_at != crate::expiry::NO_EXPIRY;
         let pos = self.slab.insert(node)?;
+        self.store_weight(pos, weight);
+        let slab = &self.slab;
         self.table
-            .insert_unique(table_hash(h32), table_word(h32, pos), |&w| word_hash(w));
+            .insert_unique(table_hash(h32), pos, |&p| stored_hash(slab, p));
         self.lru.insert(&mut self.slab, pos);
         let len = self.slab.len();
         if let Some(tiny) = self.tiny.as_mut() {
@@ -308,12 +384,13 @@ impl<K, V> Shard<K, V> {
 
     /// Removes the entry at `pos` from every structure and returns it.
     pub(crate) fn remove(&mut self, pos: u32) -> Option<Node<K, V>> {
-        let h32 = self.node(pos)?.hash32;
-        if let Ok(found) = self
-            .table
-            .find_entry(table_hash(h32), |&w| w == table_word(h32, pos))
-        {
+        let h32 = self.node(pos)?.hash32();
+        if let Ok(found) = self.table.find_entry(table_hash(h32), |&p| p == pos) {
             found.remove();
+        }
+        let weight = self.weight_of(pos);
+        if weight >= u64::from(HEAVY) {
+            self.heavy.remove(&pos);
         }
         self.lru.remove(&mut self.slab, pos);
         if let Some(tiny) = self.tiny.as_mut() {
@@ -321,8 +398,8 @@ impl<K, V> Shard<K, V> {
         }
         self.expiring_remove(pos);
         let node = self.slab.remove(pos)?;
-        self.weight = self.weight.saturating_sub(node.weight);
-        self.usage.sub(node.weight, 1);
+        self.weight = self.weight.saturating_sub(weight);
+        self.usage.sub(weight, 1);
         self.publish();
         Some(node)
     }
@@ -331,6 +408,7 @@ impl<K, V> Shard<K, V> {
     pub(crate) fn take_all(&mut self) -> Vec<Node<K, V>> {
         let nodes = self.slab.take_all();
         self.table = HashTable::new();
+        self.heavy = HashMap::new();
         self.expiring = Vec::new();
         self.lru.clear();
         if let Some(tiny) = self.tiny.as_mut() {
@@ -344,15 +422,16 @@ impl<K, V> Shard<K, V> {
         nodes
     }
 
-    /// Records an access: idle time always; the LFU counter, the LRU list and the W-TinyLFU
-    /// segments and sketch only while the policy uses them.
+    /// Records an access: the LFU counter under an LFU policy, else the access time; the LRU
+    /// list and the W-TinyLFU segments and sketch only while the policy uses them.
     pub(crate) fn touch(&mut self, pos: u32, now: u64, lfu: LfuConfig) {
         let Some(node) = self.slab.get_mut(pos) else {
             return;
         };
-        node.access.record_recency(now);
         if self.count_frequency {
             node.access.record_frequency(now, lfu, &mut self.rng);
+        } else {
+            node.access.record_recency(now);
         }
         self.lru.touch(&mut self.slab, pos);
         let len = self.slab.len();
@@ -381,10 +460,10 @@ impl<K, V> Shard<K, V> {
 
     /// Replaces the weight of the entry at `pos`, keeping the totals in step.
     pub(crate) fn set_weight(&mut self, pos: u32, weight: u64) {
-        let Some(node) = self.slab.get_mut(pos) else {
+        if self.node(pos).is_none() {
             return;
-        };
-        let old = std::mem::replace(&mut node.weight, weight);
+        }
+        let old = self.store_weight(pos, weight);
         // An overwrite with a same-sized value (the common `SET`) touches no shared atomic.
         if weight > old {
             self.weight = self.weight.saturating_add(weight - old);
@@ -475,8 +554,8 @@ mod tests {
 
     fn put(s: &mut Shard<String, u32>, h: &RandomState, key: &str, v: u32, exp: u64) -> u32 {
         let hash = h.hash_one(key);
-        let node = Node::new(key.to_owned(), v, hash, exp, 10, 0);
-        s.insert(node).unwrap_or(NIL)
+        let node = Node::new(key.to_owned(), v, hash, exp);
+        s.insert(node, 10, 0).unwrap_or(NIL)
     }
 
     #[test]
@@ -522,29 +601,26 @@ mod tests {
         assert_eq!(s.lru_order(), vec![b, c, a]);
         s.touch(c, 6, LfuConfig::default());
         assert_eq!(s.lru_order(), vec![b, a, c]);
-        assert_eq!(s.node(c).map(|n| n.access.last_millis()), Some(6));
     }
 
     #[test]
     fn without_the_list_accesses_record_only_the_time() {
         let h = RandomState::new();
         let (mut s, _) = shard();
-        s.set_tracking(Tracking {
-            lru_list: false,
-            frequency: false,
-            tiny_lfu: false,
-        });
+        s.set_tracking(
+            Tracking {
+                lru_list: false,
+                frequency: false,
+                tiny_lfu: false,
+            },
+            0,
+        );
         let a = put(&mut s, &h, "a", 1, 0);
         let b = put(&mut s, &h, "b", 2, 0);
-        s.touch(a, 7, LfuConfig::default());
+        s.touch(a, 7_000, LfuConfig::default());
         assert_eq!(s.lru_tail(), None);
         assert!(s.lru_order().is_empty());
-        let access = s.node(a).map(|n| n.access);
-        assert_eq!(access.map(|x| x.last_millis()), Some(7));
-        assert_eq!(
-            access.map(|x| x.frequency(7, LfuConfig::default())),
-            Some(crate::stats::LFU_INITIAL_COUNTER)
-        );
+        assert_eq!(s.node(a).map(|n| n.access.last_second()), Some(7));
         assert!(s.remove(b).is_some());
         assert_eq!(s.len(), 1);
     }
@@ -558,24 +634,29 @@ mod tests {
             frequency: false,
             tiny_lfu: false,
         };
-        s.set_tracking(off);
+        const LRU: Tracking = Tracking {
+            lru_list: true,
+            frequency: false,
+            tiny_lfu: false,
+        };
+        s.set_tracking(off, 0);
         let keys = ["a", "b", "c", "d", "e"];
         let pos: Vec<u32> = keys.iter().map(|k| put(&mut s, &h, k, 0, 0)).collect();
-        // Last access times: a 30, b 10, c 20, d 10, e 0 (never touched).
-        for (i, t) in [(0, 30), (1, 10), (2, 20), (3, 10)] {
+        // Last access seconds: a 30, b 10, c 20, d 10, e 0 (never touched).
+        for (i, t) in [(0, 30_000), (1, 10_000), (2, 20_000), (3, 10_000)] {
             s.touch(pos[i], t, LfuConfig::default());
         }
-        s.set_tracking(Tracking::ALL);
-        assert_eq!(s.tracking(), Tracking::ALL);
+        s.set_tracking(LRU, 0);
+        assert_eq!(s.tracking(), LRU);
         assert_eq!(s.lru_order(), vec![pos[4], pos[1], pos[3], pos[2], pos[0]]);
         // The rebuilt list is live: accesses, inserts and removals keep it exact.
-        s.touch(pos[4], 40, LfuConfig::default());
+        s.touch(pos[4], 40_000, LfuConfig::default());
         let f = put(&mut s, &h, "f", 0, 0);
         let _ = s.remove(pos[3]);
         assert_eq!(s.lru_order(), vec![pos[1], pos[2], pos[0], pos[4], f]);
         // Off and on again, with no accesses in between: same order by time.
-        s.set_tracking(off);
-        s.set_tracking(Tracking::ALL);
+        s.set_tracking(off, 0);
+        s.set_tracking(LRU, 0);
         assert_eq!(s.lru_order(), vec![f, pos[1], pos[2], pos[0], pos[4]]);
     }
 
@@ -603,6 +684,37 @@ mod tests {
         s.set_weight(a, 35);
         assert_eq!(s.weight(), 35);
         assert_eq!(usage.weight(), 35);
+    }
+
+    #[test]
+    fn bookkeeping_is_32_bytes_per_entry() {
+        assert_eq!(Shard::<[u8; 16], [u8; 64]>::slot_bytes(), 16 + 64 + 32);
+        assert_eq!(Shard::<u64, u64>::slot_bytes(), 8 + 8 + 32);
+    }
+
+    #[test]
+    fn weights_of_4_gib_or_more_are_kept_exactly() {
+        let h = RandomState::new();
+        let (mut s, usage) = shard();
+        let a = put(&mut s, &h, "a", 1, 0);
+        let huge = 5 << 30;
+        s.set_weight(a, huge);
+        assert_eq!(
+            (s.weight_of(a), s.weight(), usage.weight()),
+            (huge, huge, huge)
+        );
+        s.set_weight(a, u64::from(u32::MAX));
+        assert_eq!(s.weight_of(a), u64::from(u32::MAX));
+        s.set_weight(a, 12);
+        assert_eq!((s.weight_of(a), usage.weight()), (12, 12));
+        assert!(s.heavy.is_empty());
+        s.set_weight(a, huge);
+        assert!(s.remove(a).is_some());
+        assert_eq!((s.weight(), usage.weight()), (0, 0));
+        assert!(s.heavy.is_empty());
+        // A position reused after a heavy entry left starts light.
+        let b = put(&mut s, &h, "b", 2, 0);
+        assert_eq!(s.weight_of(b), 10);
     }
 
     #[test]

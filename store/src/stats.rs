@@ -1,14 +1,14 @@
 //! Access statistics: per-entry recency and frequency, and per-shard operation counters.
 //!
 //! What an access records depends on the policy ([`Tracking`]), so that the policies that
-//! do not need it pay nothing for it:
-//! - the last-access time (`OBJECT IDLETIME`, sampled LRU) is always recorded: it is one
-//!   store into the entry, which the lookup has just brought into cache anyway;
-//! - the logarithmic frequency counter (LFU, `OBJECT FREQ`), with its random draw, only
-//!   under `allkeys-lfu` and `volatile-lfu`. Under other policies it keeps its last value
-//!   and keeps decaying with time, so after a switch to an LFU policy counters start from
-//!   that stale (low) value and adjust as keys are read: Redis's caveat that LRU and LFU
-//!   data "take some time to adjust" after a switch, in a milder form;
+//! do not need it pay nothing for it. Each entry has one 32-bit [`Access`] word, as Redis
+//! has one 24-bit field:
+//! - under `allkeys-lfu` and `volatile-lfu`, the logarithmic frequency counter (LFU,
+//!   `OBJECT FREQ`) and the minute it was last decayed;
+//! - under every other policy, the second of the last access (`OBJECT IDLETIME`, sampled
+//!   LRU). Redis answers `OBJECT FREQ` only under an LFU policy and `OBJECT IDLETIME` only
+//!   under the others, for the same reason. Switching between the two families resets every
+//!   entry's word to "accessed now" (a fresh counter, or the current second);
 //! - the exact LRU list (`crate::shard::lru`) only under `allkeys-lru`, the one policy
 //!   that evicts from it; switching into that policy rebuilds it from the last-access
 //!   times ([`Cache::set_policy`](crate::Cache::set_policy)).
@@ -20,8 +20,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rand::Rng;
 
 pub(crate) use sketch::FrequencySketch;
-
-use crate::shard::tiny_lfu::Segment;
 
 /// The counter a new entry starts with, so a fresh key is not the first LFU victim before it
 /// had a chance to be read again. Redis calls it `LFU_INIT_VAL` and uses 5.
@@ -79,50 +77,45 @@ impl Tracking {
     };
 }
 
-/// One entry's access record: last access and a Morris-style logarithmic counter.
+/// One entry's access record, in one 32-bit word whose meaning depends on the policy, as in
+/// Redis (whose `lru` field holds either an LRU clock or LFU data):
+/// - under the LFU policies (`count_frequency`): the minute of the last decay (16 bits,
+///   wrapping) and a Morris-style logarithmic counter (8 bits);
+/// - under every other policy: the unix second of the last access (`OBJECT IDLETIME`,
+///   sampled LRU, the order an LRU list is rebuilt in), good until 2106.
 ///
 /// The counter follows Redis's LFU design (`evict.c`, "LFU (Least Frequently Used)
 /// implementation"): an 8-bit counter incremented with probability
 /// `1 / ((counter - LFU_INIT_VAL) * lfu_log_factor + 1)` and decremented by one for every
-/// `lfu_decay_time` minutes since the last access. The code is ours.
+/// `lfu_decay_time` minutes since the last access. The code is ours. Redis keeps 24 bits;
+/// the same in one word keeps the entry's bookkeeping to 32 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Access {
-    /// Unix millis of the last recorded access (or of the write that created the entry).
-    last_millis: u64,
-    /// Unix minutes at which `counter` was last decayed/incremented.
-    lfu_minutes: u32,
-    /// The logarithmic access counter, before decay since `lfu_minutes`.
-    counter: u8,
-    /// The W-TinyLFU segment the entry is in (meaningful only under `allkeys-tinylfu`).
-    /// Kept here, in what would be padding, so it costs no byte per entry.
-    pub(crate) segment: Segment,
-}
+pub(crate) struct Access(u32);
+
+/// Bits of the counter in LFU form; the minutes sit above them.
+const COUNTER_BITS: u32 = 8;
 
 impl Access {
-    /// The record of an entry written at `now_millis`.
-    pub(crate) fn new(now_millis: u64) -> Self {
-        Self {
-            last_millis: now_millis,
-            lfu_minutes: minutes(now_millis),
-            counter: LFU_INITIAL_COUNTER,
-            segment: Segment::Window,
+    /// The record of an entry written at `now_millis`, in LFU form if `lfu_form`.
+    pub(crate) fn new(now_millis: u64, lfu_form: bool) -> Self {
+        if lfu_form {
+            Self::lfu(minutes(now_millis), LFU_INITIAL_COUNTER)
+        } else {
+            Self(seconds(now_millis))
         }
     }
 
-    /// Records one access in full: recency and the LFU counter.
-    #[cfg(test)]
-    pub(crate) fn touch(&mut self, now_millis: u64, lfu: LfuConfig, rng: &mut impl Rng) {
-        self.record_recency(now_millis);
-        self.record_frequency(now_millis, lfu, rng);
+    fn lfu(minutes: u16, counter: u8) -> Self {
+        Self((u32::from(minutes) << COUNTER_BITS) | u32::from(counter))
     }
 
-    /// Records the time of an access (never moving it backwards).
+    /// Records the time of an access (LRU form; never moving it backwards).
     pub(crate) fn record_recency(&mut self, now_millis: u64) {
-        self.last_millis = self.last_millis.max(now_millis);
+        self.0 = self.0.max(seconds(now_millis));
     }
 
-    /// Counts an access in the LFU counter: decays it for the idle time, then maybe
-    /// increments it.
+    /// Counts an access in the LFU counter (LFU form): decays it for the idle time, then
+    /// maybe increments it.
     pub(crate) fn record_frequency(&mut self, now_millis: u64, lfu: LfuConfig, rng: &mut impl Rng) {
         let mut counter = self.frequency(now_millis, lfu);
         if counter < u8::MAX {
@@ -132,36 +125,41 @@ impl Access {
                 counter += 1;
             }
         }
-        self.counter = counter;
-        self.lfu_minutes = minutes(now_millis);
+        *self = Self::lfu(minutes(now_millis), counter);
     }
 
-    /// The counter as of `now_millis`, decayed but not written back (`OBJECT FREQ`). Under a
-    /// policy that does not count frequency, the value last counted, decayed since.
+    /// The counter as of `now_millis`, decayed but not written back (`OBJECT FREQ`; LFU
+    /// form). Minutes wrap every 45 days, as Redis's do: a key idle longer decays less.
     pub(crate) fn frequency(&self, now_millis: u64, lfu: LfuConfig) -> u8 {
+        let counter = (self.0 & 0xFF) as u8;
         if lfu.decay_minutes == 0 {
-            return self.counter;
+            return counter;
         }
-        let idle = minutes(now_millis).saturating_sub(self.lfu_minutes);
-        let periods = idle / lfu.decay_minutes;
-        let periods = u8::try_from(periods).unwrap_or(u8::MAX);
-        self.counter.saturating_sub(periods)
+        let stamped = (self.0 >> COUNTER_BITS) as u16;
+        let idle = u32::from(minutes(now_millis).wrapping_sub(stamped));
+        let periods = u8::try_from(idle / lfu.decay_minutes).unwrap_or(u8::MAX);
+        counter.saturating_sub(periods)
     }
 
-    /// Unix millis of the last access.
-    pub(crate) fn last_millis(&self) -> u64 {
-        self.last_millis
+    /// Unix second of the last access (LRU form).
+    pub(crate) fn last_second(&self) -> u32 {
+        self.0
     }
 
-    /// Milliseconds since the last access (`OBJECT IDLETIME`, in ms).
-    pub(crate) fn idle_millis(&self, now_millis: u64) -> u64 {
-        now_millis.saturating_sub(self.last_millis)
+    /// Whole seconds since the last access (`OBJECT IDLETIME`; LRU form).
+    pub(crate) fn idle_seconds(&self, now_millis: u64) -> u64 {
+        u64::from(seconds(now_millis).saturating_sub(self.0))
     }
 }
 
-/// Unix minutes, saturating at `u32::MAX` (year 10136).
-fn minutes(millis: u64) -> u32 {
-    u32::try_from(millis / MILLIS_PER_MINUTE).unwrap_or(u32::MAX)
+/// Unix seconds, saturating at `u32::MAX` (year 2106).
+fn seconds(millis: u64) -> u32 {
+    u32::try_from(millis / 1_000).unwrap_or(u32::MAX)
+}
+
+/// Unix minutes, wrapping at 16 bits like Redis's LFU clock.
+fn minutes(millis: u64) -> u16 {
+    (millis / MILLIS_PER_MINUTE) as u16
 }
 
 /// Totals over the cache's life, from [`Cache::stats`](crate::Cache::stats).
@@ -280,18 +278,18 @@ mod tests {
 
     #[test]
     fn a_new_entry_starts_at_the_initial_counter() {
-        let a = Access::new(1_000);
+        let a = Access::new(1_000, true);
         assert_eq!(
             a.frequency(1_000, LfuConfig::default()),
             LFU_INITIAL_COUNTER
         );
-        assert_eq!(a.idle_millis(1_500), 500);
+        assert_eq!(Access::new(1_000, false).idle_seconds(3_500), 2);
     }
 
     #[test]
     fn the_first_access_above_the_initial_value_always_counts() {
-        let mut a = Access::new(0);
-        a.touch(1, LfuConfig::default(), &mut rng());
+        let mut a = Access::new(0, true);
+        a.record_frequency(1, LfuConfig::default(), &mut rng());
         assert_eq!(
             a.frequency(1, LfuConfig::default()),
             LFU_INITIAL_COUNTER + 1
@@ -301,10 +299,10 @@ mod tests {
     #[test]
     fn the_counter_grows_logarithmically_and_saturates() {
         let lfu = LfuConfig::default();
-        let mut a = Access::new(0);
+        let mut a = Access::new(0, true);
         let mut r = rng();
         for _ in 0..1_000 {
-            a.touch(0, lfu, &mut r);
+            a.record_frequency(0, lfu, &mut r);
         }
         let after_1k = a.frequency(0, lfu);
         // With factor 10, a thousand hits land well below saturation (Redis's table: ~18).
@@ -314,9 +312,9 @@ mod tests {
             log_factor: 0,
             decay_minutes: 0,
         };
-        let mut b = Access::new(0);
+        let mut b = Access::new(0, true);
         for _ in 0..300 {
-            b.touch(0, fast, &mut r);
+            b.record_frequency(0, fast, &mut r);
         }
         assert_eq!(b.frequency(0, fast), u8::MAX);
     }
@@ -327,11 +325,13 @@ mod tests {
             log_factor: 10,
             decay_minutes: 2,
         };
-        let a = Access::new(0);
+        let a = Access::new(0, true);
         assert_eq!(a.frequency(MILLIS_PER_MINUTE, lfu), 5);
         assert_eq!(a.frequency(2 * MILLIS_PER_MINUTE, lfu), 4);
         assert_eq!(a.frequency(10 * MILLIS_PER_MINUTE, lfu), 0);
-        assert_eq!(a.frequency(u64::MAX, lfu), 0);
+        // 2^16 minutes later the clock has wrapped to the same minute: no decay (Redis's
+        // LFU clock wraps the same way).
+        assert_eq!(a.frequency((1 << 16) * MILLIS_PER_MINUTE, lfu), 5);
         let no_decay = LfuConfig {
             log_factor: 10,
             decay_minutes: 0,
@@ -341,10 +341,13 @@ mod tests {
 
     #[test]
     fn touching_records_the_access_time() {
-        let mut a = Access::new(10);
-        a.touch(99, LfuConfig::default(), &mut rng());
-        assert_eq!(a.last_millis(), 99);
-        assert_eq!(a.idle_millis(50), 0);
+        let mut a = Access::new(10_000, false);
+        a.record_recency(99_999);
+        assert_eq!(a.last_second(), 99);
+        assert_eq!(a.idle_seconds(50_000), 0);
+        a.record_recency(5_000);
+        assert_eq!(a.last_second(), 99, "never moves backwards");
+        assert_eq!(Access::new(u64::MAX, false).last_second(), u32::MAX);
     }
 
     #[test]

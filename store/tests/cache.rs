@@ -349,57 +349,63 @@ fn the_entry_bound_counts_entries() {
 }
 
 #[test]
-fn entry_info_reports_idle_time_frequency_and_weight_without_touching() {
+fn entry_info_reports_idle_time_or_frequency_and_weight_without_touching() {
     let (cache, clock, _) = cache_with(|b| b.policy(Policy::allkeys_lfu()));
     cache
         .insert_with_expiry(s("k"), s("v"), Some(START_MILLIS + 60_000))
         .expect("fits");
     clock.advance(Duration::from_millis(1_500));
     let info = cache.entry_info("k").expect("present");
-    assert_eq!(info.idle_millis, 1_500);
-    assert_eq!(info.frequency, 5);
+    assert_eq!((info.idle_seconds, info.frequency), (None, Some(5)));
     assert_eq!(info.expire_at, Some(START_MILLIS + 60_000));
-    assert_eq!(cache.entry_info("k").map(|i| i.idle_millis), Some(1_500));
+    assert_eq!(
+        info.weight,
+        cache.entry_overhead_bytes() + 2,
+        "\"k\" + \"v\" + overhead"
+    );
     cache.get("k");
-    let info = cache.entry_info("k").expect("present");
-    assert_eq!((info.idle_millis, info.frequency), (0, 6));
+    assert_eq!(cache.entry_info("k").and_then(|i| i.frequency), Some(6));
     assert_eq!(cache.entry_info("missing"), None);
+
+    let (lru, clock, _) = plain();
+    lru.insert(s("k"), s("v")).expect("fits");
+    clock.advance(Duration::from_millis(2_500));
+    let info = lru.entry_info("k").expect("present");
+    assert_eq!((info.idle_seconds, info.frequency), (Some(2), None));
+    assert_eq!(lru.entry_info("k").and_then(|i| i.idle_seconds), Some(2));
+    lru.get("k");
+    assert_eq!(lru.entry_info("k").and_then(|i| i.idle_seconds), Some(0));
 }
 
 #[test]
-fn frequency_is_counted_only_under_lfu_policies_and_kept_across_switches() {
+fn switching_between_lru_and_lfu_policies_restarts_the_access_record() {
     let (cache, clock, _) = plain();
     cache.insert(s("k"), s("v")).expect("fits");
-    for _ in 0..3 {
-        cache.get("k");
-    }
-    let info = cache.entry_info("k").expect("present");
-    assert_eq!(
-        (info.idle_millis, info.frequency),
-        (0, 5),
-        "LRU counts no frequency"
-    );
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(cache.entry_info("k").and_then(|i| i.idle_seconds), Some(30));
 
     cache.set_policy(Policy::volatile_lfu());
-    cache.get("k");
-    assert_eq!(cache.entry_info("k").map(|i| i.frequency), Some(6));
-
-    cache.set_policy(Policy::no_eviction());
-    for _ in 0..3 {
-        cache.get("k");
-    }
-    clock.advance(Duration::from_millis(500));
-    let info = cache.entry_info("k").expect("present");
     assert_eq!(
-        (info.idle_millis, info.frequency),
-        (500, 6),
-        "the stored counter, idle time still recorded"
+        cache.entry_info("k").and_then(|i| i.frequency),
+        Some(5),
+        "a fresh counter"
     );
+    cache.get("k");
+    assert_eq!(cache.entry_info("k").and_then(|i| i.frequency), Some(6));
     clock.advance(Duration::from_secs(120));
     assert_eq!(
-        cache.entry_info("k").map(|i| i.frequency),
+        cache.entry_info("k").and_then(|i| i.frequency),
         Some(4),
-        "and it keeps decaying"
+        "decays one point per idle minute"
+    );
+
+    cache.set_policy(Policy::no_eviction());
+    clock.advance(Duration::from_secs(7));
+    let info = cache.entry_info("k").expect("present");
+    assert_eq!(
+        (info.idle_seconds, info.frequency),
+        (Some(7), None),
+        "idle since the switch"
     );
 }
 

@@ -1,4 +1,7 @@
 //! Eviction policies on a single shard, where their choices are exact and observable.
+//!
+//! Access times are kept in whole seconds (as Redis's LRU clock is), so tests that order
+//! accesses advance the clock by a second between them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +42,7 @@ fn lru_evicts_the_least_recently_used() {
     let (cache, clock, evicted) = bounded(Policy::allkeys_lru(), 3);
     for k in 1..=3 {
         cache.insert(k, k).expect("fits");
-        clock.advance(Duration::from_millis(1));
+        clock.advance(Duration::from_secs(1));
     }
     cache.get(&1);
     cache.insert(4, 4).expect("evicts");
@@ -55,11 +58,11 @@ fn switching_into_lru_orders_eviction_by_last_access_time() {
     let (cache, clock, evicted) = bounded(Policy::no_eviction(), 4);
     for k in 1..=4 {
         cache.insert(k, k).expect("fits");
-        clock.advance(Duration::from_millis(1));
+        clock.advance(Duration::from_secs(1));
     }
     for k in [3, 1, 4, 2] {
         cache.get(&k);
-        clock.advance(Duration::from_millis(1));
+        clock.advance(Duration::from_secs(1));
     }
     assert_eq!(cache.insert(5, 5), Err(Error::TooManyEntries { max: 4 }));
     cache.set_policy(Policy::allkeys_lru());
@@ -74,17 +77,17 @@ fn accesses_while_the_list_is_off_count_after_switching_back() {
     let (cache, clock, evicted) = bounded(Policy::allkeys_lru(), 5);
     for k in 1..=5 {
         cache.insert(k, k).expect("fits");
-        clock.advance(Duration::from_millis(1));
+        clock.advance(Duration::from_secs(1));
     }
     cache.set_policy(Policy::allkeys_random());
     // Reads, an overwrite, a removal and a new key, none of them seen by a list.
     cache.get(&1);
-    clock.advance(Duration::from_millis(1));
+    clock.advance(Duration::from_secs(1));
     cache.insert(3, 30).expect("fits");
-    clock.advance(Duration::from_millis(1));
+    clock.advance(Duration::from_secs(1));
     assert_eq!(cache.remove(&2), Some(2));
     cache.insert(6, 6).expect("fits");
-    clock.advance(Duration::from_millis(1));
+    clock.advance(Duration::from_secs(1));
     cache.peek_with(&4, |_| ());
     cache.set_policy(Policy::allkeys_lru());
     for k in 7..=11 {
@@ -108,7 +111,7 @@ fn lfu_keeps_the_frequently_read() {
             cache.get(&k);
         }
     }
-    clock.advance(Duration::from_millis(1));
+    clock.advance(Duration::from_secs(1));
     for k in 100..120 {
         cache.insert(k, k).expect("evicts");
     }
@@ -149,10 +152,10 @@ fn volatile_lru_evicts_the_least_recently_used_expiring_key() {
     let (cache, clock, evicted) = bounded(Policy::volatile_lru(), 4);
     cache.insert(1, 1).expect("fits");
     for k in 2..=4 {
-        clock.advance(Duration::from_millis(1));
+        clock.advance(Duration::from_secs(1));
         cache.insert_with_ttl(k, k, ttl(60)).expect("fits");
     }
-    clock.advance(Duration::from_millis(1));
+    clock.advance(Duration::from_secs(1));
     cache.get(&2);
     cache.insert_with_ttl(5, 5, ttl(60)).expect("evicts");
     assert_eq!(*evicted.lock(), vec![3]);

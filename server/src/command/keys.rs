@@ -533,21 +533,21 @@ pub fn object(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             None => ctx.null(),
         };
     }
-    let lfu = store.policy().redis_name().ends_with("-lfu");
     let Some(info) = store.entry_info(key) else {
         return ctx.null();
     };
+    // The store records either frequency (LFU policies) or idle time (the others), as Redis.
     if is(sub, "freq") {
-        if !lfu {
+        let Some(frequency) = info.frequency else {
             return Err(CommandError::Other("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.".into()));
-        }
-        return ctx.int(i64::from(info.frequency));
+        };
+        return ctx.int(i64::from(frequency));
     }
     // idletime
-    if lfu {
+    let Some(idle) = info.idle_seconds else {
         return Err(CommandError::Other("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.".into()));
-    }
-    ctx.int(i64::try_from(info.idle_millis / 1000).unwrap_or(i64::MAX))
+    };
+    ctx.int(i64::try_from(idle).unwrap_or(i64::MAX))
 }
 
 /// Whether Redis would share small integers: not when an LRU or LFU policy must track

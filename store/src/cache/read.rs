@@ -103,11 +103,16 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let lfu = self.inner.lfu;
-        self.with_live(key, false, |n, now| EntryInfo {
-            expire_at: expiry::decode(n.expire_at),
-            idle_millis: n.access.idle_millis(now),
-            frequency: n.access.frequency(now, lfu),
-            weight: n.weight,
+        let counts_frequency = self.policy().tracking().frequency;
+        self.with_located(key, |shard, pos, now, _| {
+            let p = pos?;
+            let n = shard.node(p)?;
+            Some(EntryInfo {
+                expire_at: expiry::decode(n.expire_at),
+                idle_seconds: (!counts_frequency).then(|| n.access.idle_seconds(now)),
+                frequency: counts_frequency.then(|| n.access.frequency(now, lfu)),
+                weight: shard.weight_of(p),
+            })
         })
     }
 }

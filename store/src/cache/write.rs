@@ -79,17 +79,19 @@ where
         let mut shard = inner.lock(home);
         let pos = self.find_live(&mut shard, hash, key, now, &mut out);
         // The fast path: the key is live and the new value fits without evicting.
-        let fits = pos.and_then(|p| shard.node(p)).and_then(|node| {
-            let weight = inner.weigh(&node.key, &value);
-            let change = Change {
-                add_weight: weight,
-                free_weight: node.weight,
-                add_entries: 0,
-            };
-            let ok = inner.limits.admit(weight).is_ok()
-                && inner.limits.check(&inner.usage, change).is_ok();
-            ok.then_some(weight)
-        });
+        let fits = pos
+            .and_then(|p| Some((shard.node(p)?, shard.weight_of(p))))
+            .and_then(|(node, old_weight)| {
+                let weight = inner.weigh(&node.key, &value);
+                let change = Change {
+                    add_weight: weight,
+                    free_weight: old_weight,
+                    add_entries: 0,
+                };
+                let ok = inner.limits.admit(weight).is_ok()
+                    && inner.limits.check(&inner.usage, change).is_ok();
+                ok.then_some(weight)
+            });
         let (Some(p), Some(weight)) = (pos, fits) else {
             drop(shard);
             inner.notify(&mut out);
@@ -148,7 +150,7 @@ where
         inner.limits.admit(weight)?;
         let change = |shard: &Shard<K, V>, pos: Option<u32>| Change {
             add_weight: weight,
-            free_weight: pos.and_then(|p| shard.node(p)).map_or(0, |n| n.weight),
+            free_weight: pos.map_or(0, |p| shard.weight_of(p)),
             add_entries: u64::from(pos.is_none()),
         };
         let (mut shard, pos) = match self.lock_with_room(home, hash, &key, now, &mut out, change) {
@@ -171,7 +173,7 @@ where
                 (p, Some((key, old)))
             }
             Err(value) => {
-                match shard.insert(Node::new(key, value, hash, raw_expiry, weight, now)) {
+                match shard.insert(Node::new(key, value, hash, raw_expiry), weight, now) {
                     Ok(p) => (p, None),
                     Err(_node) => {
                         drop(shard);

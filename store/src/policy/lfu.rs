@@ -1,5 +1,6 @@
 //! Least frequently used, by Redis's decayed logarithmic counter
-//! ([`Access`](crate::stats::Access)), among a sample; ties go to the least recently used.
+//! ([`Access`](crate::stats::Access)), among a sample; ties go to the first sampled (LFU
+//! form keeps no access time).
 
 use super::{lowest, sample, Scope};
 use crate::shard::Shard;
@@ -14,7 +15,5 @@ pub(super) fn sampled<K, V>(
     lfu: LfuConfig,
 ) -> Option<u32> {
     let candidates = sample(shard, scope, protect);
-    lowest(shard, &candidates, |n| {
-        (n.access.frequency(now, lfu), n.access.last_millis())
-    })
+    lowest(shard, &candidates, |n| n.access.frequency(now, lfu))
 }

@@ -21,5 +21,5 @@ pub(super) fn sampled<K, V>(
     protect: Option<u32>,
 ) -> Option<u32> {
     let candidates = sample(shard, scope, protect);
-    lowest(shard, &candidates, |n| n.access.last_millis())
+    lowest(shard, &candidates, |n| n.access.last_second())
 }

@@ -92,6 +92,18 @@ impl<T> Slab<T> {
             })
     }
 
+    /// Every occupied position's entry, in position order, mutably.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (u32, &mut T)> {
+        self.segments
+            .iter_mut()
+            .flat_map(|segment| segment.iter_mut())
+            .zip(0u32..)
+            .filter_map(|(slot, pos)| match slot {
+                Slot::Occupied(t) => Some((pos, t)),
+                Slot::Vacant { .. } => None,
+            })
+    }
+
     /// Stores `value` at a free position (the most recently freed first).
     ///
     /// # Errors

@@ -42,7 +42,7 @@ impl<K, V> Shard<K, V> {
     /// sketch is not kept).
     pub(crate) fn sketch_frequency(&self, pos: u32) -> u8 {
         match (self.tiny.as_ref(), self.node(pos)) {
-            (Some(t), Some(n)) => t.frequency(n.hash32),
+            (Some(t), Some(n)) => t.frequency(n.hash32()),
             _ => 0,
         }
     }
@@ -55,7 +55,7 @@ impl<K, V> Shard<K, V> {
     }
 }
 
-/// Which W-TinyLFU segment an entry is in.
+/// Which W-TinyLFU segment an entry is in (two bits of the entry's tag).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Segment {
     /// The admission window, where new entries start.
@@ -64,6 +64,24 @@ pub(crate) enum Segment {
     Probation,
     /// The main region's segment for entries hit again in probation.
     Protected,
+}
+
+impl Segment {
+    pub(crate) fn bits(self) -> u32 {
+        match self {
+            Segment::Window => 0,
+            Segment::Probation => 1,
+            Segment::Protected => 2,
+        }
+    }
+
+    pub(crate) fn from_bits(bits: u32) -> Self {
+        match bits {
+            1 => Segment::Probation,
+            2 => Segment::Protected,
+            _ => Segment::Window,
+        }
+    }
 }
 
 /// Share of the entries given to the admission window, in percent: Caffeine's starting
@@ -108,11 +126,11 @@ impl TinyLfu {
 
     /// Segments rebuilt over every entry of `slab` (switching into `allkeys-tinylfu`): all in
     /// probation, ordered by last access time (the oldest at the tail), with an empty sketch.
-    /// O(n log n) in the entries, with a temporary 16 bytes per entry.
+    /// O(n log n) in the entries, with a temporary 8 bytes per entry.
     pub(crate) fn rebuild<K, V>(capacity: Option<u32>, slab: &mut Slab<Node<K, V>>) -> Self {
-        let mut order: Vec<(u64, u32)> = slab
+        let mut order: Vec<(u32, u32)> = slab
             .iter()
-            .map(|(pos, node)| (node.access.last_millis(), pos))
+            .map(|(pos, node)| (node.access.last_second(), pos))
             .collect();
         order.sort_unstable();
         let mut state = Self::new(capacity);
@@ -168,7 +186,7 @@ impl TinyLfu {
     /// Records a new entry (the shard now holds `len`): counted in the sketch, linked at
     /// the head of the window.
     pub(crate) fn insert<K, V>(&mut self, slab: &mut Slab<Node<K, V>>, pos: u32, len: u32) {
-        let Some(hash32) = slab.get(pos).map(|n| n.hash32) else {
+        let Some(hash32) = slab.get(pos).map(Node::hash32) else {
             return;
         };
         if len > self.sketch.capacity() {
@@ -182,7 +200,7 @@ impl TinyLfu {
     /// protected, moved to its head; in probation, promoted to protected, demoting
     /// protected's oldest entries to probation while protected is over its target.
     pub(crate) fn touch<K, V>(&mut self, slab: &mut Slab<Node<K, V>>, pos: u32, len: u32) {
-        let Some((hash32, segment)) = slab.get(pos).map(|n| (n.hash32, n.access.segment)) else {
+        let Some((hash32, segment)) = slab.get(pos).map(|n| (n.hash32(), n.segment())) else {
             return;
         };
         self.sketch.increment(hash32);
@@ -215,7 +233,7 @@ impl TinyLfu {
 
     /// Unlinks an entry about to leave the slab (or its segment).
     pub(crate) fn remove<K, V>(&mut self, slab: &mut Slab<Node<K, V>>, pos: u32) {
-        let Some(segment) = slab.get(pos).map(|n| n.access.segment) else {
+        let Some(segment) = slab.get(pos).map(Node::segment) else {
             return;
         };
         self.list_mut(segment).remove(slab, pos);
@@ -235,7 +253,7 @@ impl TinyLfu {
         let Some(node) = slab.get_mut(pos) else {
             return;
         };
-        node.access.segment = segment;
+        node.set_segment(segment);
         self.list_mut(segment).insert(slab, pos);
         *self.len_mut(segment) += 1;
     }
@@ -293,7 +311,7 @@ mod tests {
 
     fn put(s: &mut Shard<u32, u32>, k: u32) -> u32 {
         let hash = u64::from(k.wrapping_mul(2_654_435_761)) << 32;
-        s.insert(Node::new(k, k, hash, 0, 1, 0)).unwrap_or(u32::MAX)
+        s.insert(Node::new(k, k, hash, 0), 1, 0).unwrap_or(u32::MAX)
     }
 
     /// Positions of `segment` from least to most recently used.
@@ -341,20 +359,23 @@ mod tests {
     #[test]
     fn switching_in_and_out_rebuilds_by_last_access() {
         let mut s = shard(10);
-        s.set_tracking(Tracking {
-            lru_list: true,
-            frequency: false,
-            tiny_lfu: false,
-        });
+        s.set_tracking(
+            Tracking {
+                lru_list: true,
+                frequency: false,
+                tiny_lfu: false,
+            },
+            0,
+        );
         let pos: Vec<u32> = (0..4).map(|k| put(&mut s, k)).collect();
-        s.touch(pos[0], 9, LfuConfig::default());
-        s.set_tracking(TINY);
+        s.touch(pos[0], 9_000, LfuConfig::default());
+        s.set_tracking(TINY, 0);
         assert_eq!(
             order(&s, Segment::Probation),
             vec![pos[1], pos[2], pos[3], pos[0]]
         );
         assert_eq!(s.segment_len(Segment::Window), 0);
-        s.set_tracking(Tracking::ALL);
+        s.set_tracking(crate::Policy::allkeys_lru().tracking(), 0);
         assert!(!s.tiny_listed());
         assert_eq!(s.lru_order(), vec![pos[1], pos[2], pos[3], pos[0]]);
     }
