@@ -82,6 +82,8 @@ enum Contender {
     Moka,
     /// Belady's offline optimal.
     Opt,
+    /// The best static cache in hindsight (`trace::static_top_misses`).
+    StaticTop,
 }
 
 impl Contender {
@@ -93,6 +95,7 @@ impl Contender {
         match base {
             "moka" if !sharded => Ok(Contender::Moka),
             "opt" if !sharded => Ok(Contender::Opt),
+            "static-top" if !sharded => Ok(Contender::StaticTop),
             _ => Policy::from_redis_name(base)
                 .map(|policy| Contender::Store { policy, sharded })
                 .ok_or_else(|| format!("unknown policy {name:?}")),
@@ -107,6 +110,7 @@ impl Contender {
             Contender::Store { policy, .. } => policy.redis_name().to_owned(),
             Contender::Moka => "moka".to_owned(),
             Contender::Opt => "opt".to_owned(),
+            Contender::StaticTop => "static-top".to_owned(),
         }
     }
 
@@ -125,6 +129,7 @@ impl Contender {
             sharded: true,
         });
         all.push(Contender::Moka);
+        all.push(Contender::StaticTop);
         all
     }
 }
@@ -150,6 +155,10 @@ fn replay(
         Contender::Moka => Ok(replay_moka(keys, capacity)),
         Contender::Opt => Ok(Outcome {
             misses: trace::opt_misses(keys, next, capacity),
+            ..Outcome::default()
+        }),
+        Contender::StaticTop => Ok(Outcome {
+            misses: trace::static_top_misses(keys, capacity),
             ..Outcome::default()
         }),
     }
@@ -542,7 +551,8 @@ mod tests {
                 "allkeys-random",
                 "allkeys-tinylfu",
                 "allkeys-lru@sharded",
-                "moka"
+                "moka",
+                "static-top"
             ]
         );
     }
