@@ -113,10 +113,11 @@ impl Policy {
         Self(Kind::VolatileTtl)
     }
 
-    /// W-TinyLFU (not a Redis policy): new entries pass through a small LRU window, then
-    /// must be estimated more frequent than the main region's least recently used entry to
-    /// stay; frequencies come from a per-shard 4-bit Count-Min sketch that halves itself
-    /// every 10 × capacity accesses. Keeps frequently read keys through scans of one-hit
+    /// W-TinyLFU (not a Redis policy; the default of [`CacheBuilder`](crate::CacheBuilder)):
+    /// new entries pass through a small LRU window, then must be estimated more frequent
+    /// than the least frequent of the main region's few oldest entries to stay; frequencies
+    /// come from a per-shard 4-bit Count-Min sketch that halves itself every 10 × capacity
+    /// accesses. Keeps frequently read keys through scans of one-hit
     /// wonders that flush LRU. A key just written always reads back. Design: Caffeine's
     /// W-TinyLFU, after Einziger, Friedman & Manes, "TinyLFU: A Highly Efficient Cache
     /// Admission Policy"; Redis-style name `allkeys-tinylfu`.
@@ -578,6 +579,22 @@ mod victim_tests {
         assert_eq!(s.node(8).map(Node::segment), Some(Segment::Probation));
         // A victim that is protected is passed over for the next oldest.
         assert_eq!(victim(&mut s, Policy::tiny_lfu(), Some(0)), Some(1));
+    }
+
+    #[test]
+    fn tinylfu_victim_is_the_least_frequent_of_probations_oldest() {
+        let mut s = tiny(10, 10);
+        assert_eq!(victim(&mut s, Policy::tiny_lfu(), None), Some(8));
+        // Probation holds 0..=7, oldest first; 0 and 1 are estimated more frequent.
+        for pos in [0, 0, 1] {
+            s.count_in_sketch(pos);
+        }
+        s.touch(9, 1, LfuConfig::default());
+        s.touch(8, 1, LfuConfig::default());
+        // Candidate 9 (seen twice) beats 2, the oldest of the least frequent; the oldest
+        // entry, 0, seen three times, would have kept it out.
+        assert_eq!(victim(&mut s, Policy::tiny_lfu(), None), Some(2));
+        assert_eq!(s.node(9).map(Node::segment), Some(Segment::Probation));
     }
 
     #[test]

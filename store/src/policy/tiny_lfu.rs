@@ -14,9 +14,10 @@ use crate::shard::Shard;
 ///    they pass to probation unfiltered, oldest first (Caffeine does the same while its
 ///    cache is not yet full).
 /// 2. If the window is still over its target, its oldest entry (the *candidate*) competes
-///    with the main region's oldest (the *victim*: probation's tail, or protected's when
-///    probation is empty) by sketch frequency. A candidate seen strictly more often is
-///    admitted to probation and the victim evicted; otherwise the candidate is evicted.
+///    with the main region's *victim* by sketch frequency: the least frequent of
+///    probation's [`VICTIM_CHOICES`] oldest entries (the oldest on ties), or protected's
+///    oldest when probation is empty. A candidate seen strictly more often is admitted to
+///    probation and the victim evicted; otherwise the candidate is evicted.
 /// 3. Otherwise the main region's victim goes (the window's oldest if main is empty).
 ///
 /// Caffeine also admits a warm candidate at random now and then, against attackers who
@@ -40,7 +41,7 @@ pub(super) fn victim<K, V>(shard: &mut Shard<K, V>, protect: Option<u32>) -> Opt
     } else {
         None
     };
-    let victim = oldest(shard, Segment::Probation, protect)
+    let victim = least_frequent_oldest(shard, Segment::Probation, protect)
         .or_else(|| oldest(shard, Segment::Protected, protect));
     match (candidate, victim) {
         (Some(c), Some(v)) => {
@@ -55,6 +56,39 @@ pub(super) fn victim<K, V>(shard: &mut Shard<K, V>, protect: Option<u32>) -> Opt
         (Some(c), None) => Some(c),
         (None, None) => oldest(shard, Segment::Window, protect),
     }
+}
+
+/// Probation entries, from the oldest, that the victim is chosen among. Caffeine compares
+/// against probation's oldest alone; choosing the least frequent of a few of the oldest
+/// lowered the geometric-mean miss ratio against OPT on the trace harness from 1.158 to
+/// 1.152 (8 entries; 4 gave 1.153, 16 gave 1.151, at 2M requests), for at most eight
+/// sketch lookups per eviction.
+const VICTIM_CHOICES: usize = 8;
+
+/// Of the [`VICTIM_CHOICES`] least recently used entries of `segment` (other than
+/// `protect`), the one the sketch estimates least frequent (the oldest on ties).
+fn least_frequent_oldest<K, V>(
+    shard: &Shard<K, V>,
+    segment: Segment,
+    protect: Option<u32>,
+) -> Option<u32> {
+    let mut best: Option<(u8, u32)> = None;
+    let mut cur = shard.segment_tail(segment);
+    let mut seen = 0;
+    while let Some(pos) = cur {
+        if seen == VICTIM_CHOICES {
+            break;
+        }
+        if Some(pos) != protect {
+            seen += 1;
+            let f = shard.sketch_frequency(pos);
+            if best.is_none_or(|(bf, _)| f < bf) {
+                best = Some((f, pos));
+            }
+        }
+        cur = shard.more_recent(pos);
+    }
+    best.map(|(_, pos)| pos)
 }
 
 /// The least recently used entry of `segment` other than `protect`.
