@@ -46,7 +46,7 @@ pub(crate) struct FrequencySketch {
     additions: u64,
     /// Increments between halvings.
     sample_size: u64,
-    /// Entries the table was sized for.
+    /// Entries the table has room for: its counters over `COUNTERS_PER_ENTRY`.
     capacity: u32,
 }
 
@@ -63,7 +63,9 @@ impl FrequencySketch {
             counter_mask: counters - 1,
             additions: 0,
             sample_size: u64::from(capacity) * SAMPLE_PER_ENTRY,
-            capacity,
+            // Rounding the table up leaves room for more entries than asked: a shard a little
+            // over its share of the cache (keys never spread exactly evenly) keeps its sketch.
+            capacity: u32::try_from(counters / COUNTERS_PER_ENTRY).unwrap_or(u32::MAX),
         }
     }
 
@@ -213,6 +215,13 @@ mod tests {
         s.ensure_capacity(2);
         assert_eq!((s.capacity(), s.frequency(3)), (4, 1));
         s.ensure_capacity(5_000);
-        assert_eq!((s.capacity(), s.frequency(3)), (5_000, 0));
+        // 40,000 counters round up to 65,536: room for 8,192 entries.
+        assert_eq!((s.capacity(), s.frequency(3)), (8_192, 0));
+        s.ensure_capacity(8_000);
+        assert_eq!(
+            s.capacity(),
+            8_192,
+            "no regrowth within the rounded-up room"
+        );
     }
 }
