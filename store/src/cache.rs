@@ -152,7 +152,7 @@ where
     K: Hash + Eq + Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
-    /// A builder with the defaults: unbounded, `allkeys-lru`, no TTL, system clock.
+    /// A builder with the defaults: unbounded, `allkeys-tinylfu`, no TTL, system clock.
     pub fn builder() -> CacheBuilder<K, V> {
         CacheBuilder::new()
     }

@@ -70,14 +70,14 @@ where
     K: Hash + Eq + Send + Sync + 'static,
     V: Send + Sync + 'static,
 {
-    /// Unbounded, `allkeys-lru`, no default TTL, the system clock, no listener.
+    /// Unbounded, `allkeys-tinylfu`, no default TTL, the system clock, no listener.
     pub fn new() -> Self {
         Self {
             max_entries: None,
             max_weight: None,
             weigher: None,
             shards: None,
-            policy: Policy::allkeys_lru(),
+            policy: Policy::tiny_lfu(),
             default_ttl: None,
             clock: None,
             listener: None,
@@ -112,7 +112,8 @@ where
         self
     }
 
-    /// Eviction policy; default `allkeys-lru`.
+    /// Eviction policy; default `allkeys-tinylfu` (W-TinyLFU, see [`Policy::tiny_lfu`]), the
+    /// policy that kept the most of the right keys on the trace harness.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self
