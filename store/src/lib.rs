@@ -96,9 +96,10 @@
 //!   compare a sample of 10 entries of the shard (all of them in small shards). A write
 //!   evicts from its own shard first, and from the other shards only if its shard has
 //!   nothing evictable, so the cache-wide order is approximate, as in Redis.
-//! - An access records only what the policy in force uses: the last-access time always, the
-//!   LRU list under `allkeys-lru`, the LFU counter under the LFU policies, the segments and
-//!   sketch under `allkeys-tinylfu`. [`Cache::set_policy`] rebuilds the LRU lists when
+//! - An access records only what the policy in force uses, in one 32-bit word per entry as
+//!   Redis does: the LFU counter under the LFU policies, the last-access second under the
+//!   others; plus the LRU list under `allkeys-lru`, the segments and sketch under
+//!   `allkeys-tinylfu` (the builder's default). [`Cache::set_policy`] rebuilds the LRU lists when
 //!   switching into `allkeys-lru`, and the segments (with an empty sketch) when switching
 //!   into `allkeys-tinylfu`.
 //! - Expiry is lazy (any access to an expired entry removes it) plus
