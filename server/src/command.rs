@@ -21,6 +21,7 @@ use cachalot_protocol::encode;
 use cachalot_protocol::ProtocolVersion;
 
 use crate::error::CommandError;
+use crate::key::Key;
 use crate::net::session::Session;
 use crate::node::Node;
 use table::{CommandSpec, Flags, COMMANDS};
@@ -289,6 +290,11 @@ pub fn int_arg(arg: &[u8]) -> Result<i64, CommandError> {
 /// read buffer they were sliced from alive.
 pub fn owned(arg: &Bytes) -> Bytes {
     Bytes::copy_from_slice(arg)
+}
+
+/// Copies a key argument into the keyspace's key type.
+pub fn key(arg: &[u8]) -> Key {
+    Key::from_slice(arg)
 }
 
 /// The unknown-subcommand error for container commands (`CLIENT`, `CONFIG`, ...).

@@ -9,7 +9,7 @@
 //! - [`net`]: accept loop ([`net::listener::run`]), one task per connection, sessions, the
 //!   client registry.
 //! - [`command`]: the command table ([`command::table`]) and one file per family.
-//! - [`node`]: the state connections share; [`value`]: what the keyspace stores.
+//! - [`node`]: the state connections share; [`key`] and [`value`]: what the keyspace stores.
 //! - [`config`]: defaults, TOML file, environment and flags; [`cron`]: active expiry.
 //!
 //! # Example
@@ -38,6 +38,7 @@ pub mod command;
 pub mod config;
 pub mod cron;
 pub mod error;
+pub mod key;
 pub mod net;
 pub mod node;
 pub mod pattern;

@@ -14,12 +14,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::key::Key;
 use crate::net::registry::ClientRegistry;
 use crate::slowlog::Slowlog;
 use crate::value::{weigh, Value};
 
-/// The keyspace: `Bytes` keys to typed values.
-pub type Keyspace = Cache<Bytes, Value>;
+/// The keyspace: compact keys to typed values.
+pub type Keyspace = Cache<Key, Value>;
 
 /// Settings that `CONFIG SET` may change while the node runs. The keyspace's own knobs
 /// (`maxmemory`, `maxmemory-policy`) live in the store; everything here is read on the
@@ -99,7 +100,7 @@ impl Node {
     /// # Errors
     /// [`Error::Store`] if the engine refuses the configuration.
     pub fn new(config: Config, shutdown: CancellationToken) -> Result<Arc<Node>, Error> {
-        let mut builder = Cache::<Bytes, Value>::builder()
+        let mut builder = Cache::<Key, Value>::builder()
             .weigher(weigh)
             .policy(config.maxmemory_policy)
             .clock(Arc::new(SystemClock))

@@ -8,6 +8,8 @@ mod long_double;
 
 use bytes::Bytes;
 
+use crate::key::Key;
+
 pub use long_double::LongDouble;
 
 /// Longest string Redis keeps in the `embstr` encoding; longer ones report `raw`.
@@ -21,10 +23,14 @@ const LISTPACK_MAX_VALUE_BYTES: usize = 64;
 const SHARED_INTEGERS: i64 = 10_000;
 /// The reference count Redis reports for a shared object (`OBJ_SHARED_REFCOUNT`).
 const SHARED_REFCOUNT: i64 = i32::MAX as i64;
-/// Bytes a `Bytes` handle and its shared header cost beyond the payload (pointer, length,
-/// vtable, data pointer, and the allocator's rounding on average).
-const BYTES_OVERHEAD: u64 = 48;
+/// glibc malloc's chunk header (`SIZE_SZ`), paid by every allocation.
+const MALLOC_HEADER_BYTES: usize = 8;
+/// glibc malloc's chunk alignment: chunk sizes are multiples of it.
+const MALLOC_ALIGN_BYTES: usize = 16;
+/// glibc malloc's smallest chunk (`MINSIZE`).
+const MALLOC_MIN_CHUNK_BYTES: usize = 32;
 /// Per-field cost of a hash entry: two `Bytes` handles plus the table slot and control byte.
+/// The field and value bytes are estimated at their length, not their malloc chunk.
 const HASH_FIELD_OVERHEAD: u64 = 72;
 
 /// A hash's fields: field to value, in insertion order (what Redis's listpack encoding
@@ -77,15 +83,28 @@ impl Hash {
     }
 }
 
-/// One value in the keyspace.
+/// One value in the keyspace, in 16 bytes.
+///
+/// The value sits inline in the store's slab slot next to the key, so its size is paid
+/// by every key. The common case, a string as `SET` stores it, is a `Box<[u8]>`: one
+/// allocation of exactly the string's length, and nothing else. The other kinds are boxed
+/// once more ([`Other`]); an integer therefore costs one small allocation, and a hash one
+/// more indirection. Read values through [`Value::view`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     /// A string as a `SET`-like command stores it (binary-safe): Redis reports `embstr` up
     /// to 44 bytes and `raw` beyond.
-    Str(Bytes),
+    Str(Box<[u8]>),
+    /// Any other kind.
+    Other(Box<Other>),
+}
+
+/// The kinds of value that are not a plain string.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Other {
     /// A string modified in place (`APPEND`, `SETRANGE`): Redis reports `raw` whatever
     /// its length.
-    RawStr(Bytes),
+    RawStr(Box<[u8]>),
     /// A string that is the canonical decimal form of an `i64` (`SET k 10`, `INCR`), kept
     /// as a number so `INCR` does not reparse it.
     Int(i64),
@@ -93,30 +112,90 @@ pub enum Value {
     Hash(Box<Hash>),
 }
 
+/// A borrowed look at a [`Value`], flat, for matching.
+#[derive(Clone, Copy, Debug)]
+pub enum View<'a> {
+    /// [`Value::Str`].
+    Str(&'a [u8]),
+    /// [`Other::RawStr`].
+    RawStr(&'a [u8]),
+    /// [`Other::Int`].
+    Int(i64),
+    /// [`Other::Hash`].
+    Hash(&'a Hash),
+}
+
 impl Value {
-    /// Builds a string value, keeping canonical integers in their compact form like Redis.
-    pub fn from_bytes(b: Bytes) -> Value {
-        match parse_canonical_i64(&b) {
-            Some(n) => Value::Int(n),
-            None => Value::Str(b),
+    /// Builds a string value as `SET` does, keeping canonical integers in their compact
+    /// form like Redis.
+    pub fn from_bytes(b: &[u8]) -> Value {
+        match parse_canonical_i64(b) {
+            Some(n) => Value::int(n),
+            None => Value::Str(Box::from(b)),
+        }
+    }
+
+    /// An integer value.
+    pub fn int(n: i64) -> Value {
+        Value::Other(Box::new(Other::Int(n)))
+    }
+
+    /// A string changed in place (`raw` whatever its length).
+    pub fn raw(b: Vec<u8>) -> Value {
+        Value::Other(Box::new(Other::RawStr(b.into_boxed_slice())))
+    }
+
+    /// An empty hash.
+    pub fn empty_hash() -> Value {
+        Value::Other(Box::new(Other::Hash(Box::default())))
+    }
+
+    /// The value, flat.
+    pub fn view(&self) -> View<'_> {
+        match self {
+            Value::Str(b) => View::Str(b),
+            Value::Other(o) => match &**o {
+                Other::RawStr(b) => View::RawStr(b),
+                Other::Int(n) => View::Int(*n),
+                Other::Hash(h) => View::Hash(h),
+            },
+        }
+    }
+
+    /// The hash, if the value is one.
+    pub fn as_hash(&self) -> Option<&Hash> {
+        match self.view() {
+            View::Hash(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// The hash, mutably, if the value is one.
+    pub fn as_hash_mut(&mut self) -> Option<&mut Hash> {
+        match self {
+            Value::Other(o) => match &mut **o {
+                Other::Hash(h) => Some(h),
+                _ => None,
+            },
+            Value::Str(_) => None,
         }
     }
 
     /// Redis's type name (`TYPE`, `SCAN ... TYPE`).
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Value::Str(_) | Value::RawStr(_) | Value::Int(_) => "string",
-            Value::Hash(_) => "hash",
+        match self.view() {
+            View::Str(_) | View::RawStr(_) | View::Int(_) => "string",
+            View::Hash(_) => "hash",
         }
     }
 
     /// Redis's encoding name (`OBJECT ENCODING`).
     pub fn encoding(&self) -> &'static str {
-        match self {
-            Value::Int(_) => "int",
-            Value::Str(b) if b.len() <= EMBSTR_MAX_BYTES => "embstr",
-            Value::Str(_) | Value::RawStr(_) => "raw",
-            Value::Hash(h) => h.encoding(),
+        match self.view() {
+            View::Int(_) => "int",
+            View::Str(b) if b.len() <= EMBSTR_MAX_BYTES => "embstr",
+            View::Str(_) | View::RawStr(_) => "raw",
+            View::Hash(h) => h.encoding(),
         }
     }
 
@@ -124,43 +203,61 @@ impl Value {
     /// (when `shared`, i.e. its eviction policy allows sharing). A `COPY` of a shared
     /// integer is not shared in Redis; that corner is not followed.
     pub fn refcount(&self, shared: bool) -> i64 {
-        match self {
-            Value::Int(n) if shared && (0..SHARED_INTEGERS).contains(n) => SHARED_REFCOUNT,
+        match self.view() {
+            View::Int(n) if shared && (0..SHARED_INTEGERS).contains(&n) => SHARED_REFCOUNT,
             _ => 1,
         }
     }
 
-    /// Estimated bytes the value holds in memory (payload plus container overhead).
+    /// Heap bytes the value holds beyond its 16 bytes, as malloc charges them (chunks, not
+    /// payloads); a hash's fields are estimated.
     pub fn weight(&self) -> u64 {
         match self {
-            Value::Str(b) | Value::RawStr(b) => BYTES_OVERHEAD + b.len() as u64,
-            Value::Int(_) => 8,
-            Value::Hash(h) => {
-                let fields: u64 = h
-                    .fields
-                    .iter()
-                    .map(|(f, v)| HASH_FIELD_OVERHEAD + f.len() as u64 + v.len() as u64)
-                    .sum();
-                BYTES_OVERHEAD + fields
+            Value::Str(b) => malloc_bytes(b.len()),
+            Value::Other(o) => {
+                let inner = match &**o {
+                    Other::RawStr(b) => malloc_bytes(b.len()),
+                    Other::Int(_) => 0,
+                    Other::Hash(h) => {
+                        let fields: u64 = h
+                            .fields
+                            .iter()
+                            .map(|(f, v)| HASH_FIELD_OVERHEAD + f.len() as u64 + v.len() as u64)
+                            .sum();
+                        malloc_bytes(std::mem::size_of::<Hash>()) + fields
+                    }
+                };
+                malloc_bytes(std::mem::size_of::<Other>()) + inner
             }
         }
     }
 
-    /// The string form of a string value, or `None` for other types.
-    pub fn to_string_bytes(&self) -> Option<Bytes> {
-        match self {
-            Value::Str(b) | Value::RawStr(b) => Some(b.clone()),
-            Value::Int(n) => Some(Bytes::copy_from_slice(
-                itoa::Buffer::new().format(*n).as_bytes(),
-            )),
-            Value::Hash(_) => None,
+    /// Calls `f` with the string form of a string value (an integer formatted on the
+    /// stack); `None` for other types.
+    pub fn with_string_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        match self.view() {
+            View::Str(b) | View::RawStr(b) => Some(f(b)),
+            View::Int(n) => Some(f(itoa::Buffer::new().format(n).as_bytes())),
+            View::Hash(_) => None,
         }
     }
 }
 
-/// The store's weigher for the server's keyspace.
-pub fn weigh(key: &Bytes, value: &Value) -> u64 {
-    BYTES_OVERHEAD + key.len() as u64 + value.weight()
+/// Bytes glibc malloc takes for an allocation of `n` bytes: its chunk, header included,
+/// rounded up to the alignment, at least the minimum chunk; 0 for `n == 0`, which Rust
+/// does not allocate.
+pub fn malloc_bytes(n: usize) -> u64 {
+    if n == 0 {
+        return 0;
+    }
+    let chunk = (n + MALLOC_HEADER_BYTES).next_multiple_of(MALLOC_ALIGN_BYTES);
+    chunk.max(MALLOC_MIN_CHUNK_BYTES) as u64
+}
+
+/// The store's weigher for the server's keyspace: what the key and value hold on the heap.
+/// Their inline 16 bytes each are part of the store's per-entry overhead.
+pub fn weigh(key: &Key, value: &Value) -> u64 {
+    key.heap_bytes() + value.weight()
 }
 
 /// Parses `b` as an `i64` only if it is exactly the canonical decimal form (no sign but `-`,
@@ -263,24 +360,52 @@ mod tests {
 
     #[test]
     fn only_small_integers_are_shared() {
-        assert_eq!(Value::Int(9_999).refcount(true), i64::from(i32::MAX));
-        assert_eq!(Value::Int(10_000).refcount(true), 1);
-        assert_eq!(Value::Int(-1).refcount(true), 1);
-        assert_eq!(Value::Int(5).refcount(false), 1);
+        assert_eq!(Value::int(9_999).refcount(true), i64::from(i32::MAX));
+        assert_eq!(Value::int(10_000).refcount(true), 1);
+        assert_eq!(Value::int(-1).refcount(true), 1);
+        assert_eq!(Value::int(5).refcount(false), 1);
     }
 
     #[test]
     fn encodings_follow_redis_thresholds() {
-        assert_eq!(
-            Value::from_bytes(Bytes::from_static(b"12")).encoding(),
-            "int"
-        );
-        assert_eq!(
-            Value::from_bytes(Bytes::from_static(b"hello")).encoding(),
-            "embstr"
-        );
-        assert_eq!(Value::Str(Bytes::from(vec![b'x'; 45])).encoding(), "raw");
-        assert_eq!(Value::RawStr(Bytes::from_static(b"ab")).encoding(), "raw");
+        assert_eq!(Value::from_bytes(b"12").encoding(), "int");
+        assert_eq!(Value::from_bytes(b"hello").encoding(), "embstr");
+        assert_eq!(Value::from_bytes(&[b'x'; 45]).encoding(), "raw");
+        assert_eq!(Value::raw(b"ab".to_vec()).encoding(), "raw");
+        assert_eq!(Value::empty_hash().encoding(), "listpack");
+    }
+
+    #[test]
+    fn a_value_is_sixteen_bytes() {
+        assert_eq!(std::mem::size_of::<Value>(), 16);
+        assert_eq!(std::mem::size_of::<Other>(), 24);
+    }
+
+    #[test]
+    fn weights_count_malloc_chunks() {
+        for (n, chunk) in [
+            (0, 0),
+            (1, 32),
+            (24, 32),
+            (25, 48),
+            (100, 112),
+            (104, 112),
+            (105, 128),
+        ] {
+            assert_eq!(malloc_bytes(n), chunk, "{n}");
+        }
+        assert_eq!(Value::from_bytes(&[b'v'; 100]).weight(), 112);
+        assert_eq!(Value::from_bytes(b"").weight(), 0);
+        assert_eq!(Value::int(7).weight(), 32);
+        assert_eq!(Value::raw(vec![b'v'; 100]).weight(), 32 + 112);
+    }
+
+    #[test]
+    fn string_forms_include_integers() {
+        let len = |v: &Value| v.with_string_bytes(<[u8]>::len);
+        assert_eq!(len(&Value::from_bytes(b"-1234")), Some(5));
+        assert_eq!(len(&Value::from_bytes(b"abc")), Some(3));
+        assert_eq!(len(&Value::empty_hash()), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use rand::seq::IteratorRandom;
 use rand::Rng;
 
 use super::keys::{parse_cursor, parse_scan_options, ScanOptions};
-use super::{int_arg, is, owned, CommandResult, Ctx};
+use super::{int_arg, is, key, owned, CommandResult, Ctx};
 use crate::error::CommandError;
 use crate::pattern::glob_match;
 use crate::value::{parse_i64, Hash as HashObject, HashValue, LongDouble, Value};
@@ -28,9 +28,9 @@ fn read_hash<R>(
     key: &[u8],
     f: impl FnOnce(&HashValue) -> R,
 ) -> Result<Option<R>, CommandError> {
-    match ctx.node.store.get_with(key, |v| match v {
-        Value::Hash(h) => Ok(f(&h.fields)),
-        _ => Err(CommandError::WrongType),
+    match ctx.node.store.get_with(key, |v| match v.as_hash() {
+        Some(h) => Ok(f(&h.fields)),
+        None => Err(CommandError::WrongType),
     }) {
         None => Ok(None),
         Some(r) => r.map(Some),
@@ -43,18 +43,18 @@ fn read_hash<R>(
 /// noted here.
 fn write_hash<R>(
     ctx: &Ctx<'_>,
-    key: &Bytes,
+    name: &Bytes,
     create: bool,
     f: impl FnOnce(&mut HashObject) -> Result<R, CommandError>,
 ) -> Result<Option<R>, CommandError> {
-    ctx.node.store.modify(owned(key), |e| {
+    ctx.node.store.modify(key(name), |e| {
         if e.get().is_none() {
             if !create {
                 return Ok(None);
             }
-            e.insert(Value::Hash(Box::default()));
+            e.insert(Value::empty_hash());
         }
-        let Some(Value::Hash(h)) = e.get_mut() else {
+        let Some(h) = e.get_mut().and_then(Value::as_hash_mut) else {
             return Err(CommandError::WrongType);
         };
         let r = f(h);
@@ -253,13 +253,16 @@ pub fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     // Redis answers a missing key or another type before it reads the options, so an
     // option error waits until the key is found.
     let opts = parse_scan_options(&args[3..], false, true);
-    let page = ctx.node.store.get_with(&args[1][..], |v| match v {
-        Value::Hash(h) => opts
-            .as_ref()
-            .map(|o| scan_page(h, cursor, o))
-            .map_err(Clone::clone),
-        _ => Err(CommandError::WrongType),
-    });
+    let page = ctx
+        .node
+        .store
+        .get_with(&args[1][..], |v| match v.as_hash() {
+            Some(h) => opts
+                .as_ref()
+                .map(|o| scan_page(h, cursor, o))
+                .map_err(Clone::clone),
+            None => Err(CommandError::WrongType),
+        });
     let novalues = opts.as_ref().is_ok_and(|o| o.novalues);
     let (next, items) = page.transpose()?.unwrap_or((0, Vec::new()));
     ctx.array(2);

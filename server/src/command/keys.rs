@@ -4,8 +4,9 @@ use bytes::Bytes;
 use cachalot_protocol::encode;
 
 use super::table::Subcommand;
-use super::{int_arg, is, owned, unknown_subcommand, CommandResult, Ctx};
+use super::{int_arg, is, key, unknown_subcommand, CommandResult, Ctx};
 use crate::error::CommandError;
+use crate::key::Key;
 use crate::pattern::glob_match;
 use crate::value::{parse_strtoul, Value};
 
@@ -110,7 +111,7 @@ fn expire_generic(
     let at = when
         .checked_add(base)
         .ok_or(CommandError::InvalidExpire(command))?;
-    let changed = ctx.node.store.modify(owned(&args[1]), |e| {
+    let changed = ctx.node.store.modify(key(&args[1]), |e| {
         if !e.is_occupied() {
             return false;
         }
@@ -192,7 +193,7 @@ pub fn pexpiretime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 
 /// `PERSIST`: see the command table for syntax.
 pub fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let changed = ctx.node.store.modify(owned(&args[1]), |e| {
+    let changed = ctx.node.store.modify(key(&args[1]), |e| {
         if e.is_occupied() && e.expire_at().is_some() {
             e.set_expire_at(None);
             true
@@ -207,7 +208,7 @@ pub fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 pub fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let pattern = &args[1];
     let all = pattern.as_ref() == b"*";
-    let mut found: Vec<Bytes> = Vec::new();
+    let mut found: Vec<Key> = Vec::new();
     let mut cursor = 0;
     loop {
         cursor = ctx.node.store.scan(cursor, KEYS_SCAN_STEP, |k, _| {
@@ -283,7 +284,7 @@ pub fn parse_cursor(arg: &[u8]) -> Result<u64, CommandError> {
 pub fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let cursor = parse_cursor(&args[1])?;
     let opts = parse_scan_options(&args[2..], true, false)?;
-    let mut found: Vec<Bytes> = Vec::new();
+    let mut found: Vec<Key> = Vec::new();
     let next = ctx.node.store.scan(cursor, opts.count, |k, v| {
         let pattern_ok = opts
             .pattern
@@ -309,7 +310,7 @@ pub fn randomkey(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
 
 /// Takes the value and expiry out of `src`; `None` if it does not exist.
 fn take(ctx: &Ctx<'_>, src: &Bytes) -> Result<Option<(Value, Option<u64>)>, CommandError> {
-    Ok(ctx.node.store.modify(owned(src), |e| {
+    Ok(ctx.node.store.modify(key(src), |e| {
         let at = e.expire_at();
         e.remove().map(|v| (v, at))
     })?)
@@ -333,8 +334,8 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> CommandResult 
     };
     // RENAME moves memory rather than adding it, so, like Redis (it is not `denyoom`),
     // it is never refused at maxmemory: `modify` skips the admission check.
-    let put = |key: &Bytes, value: Value| {
-        ctx.node.store.modify(owned(key), |e| {
+    let put = |name: &Bytes, value: Value| {
+        ctx.node.store.modify(key(name), |e| {
             e.insert(value);
             e.set_expire_at(at);
         })
@@ -398,7 +399,7 @@ pub fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     }) else {
         return ctx.int(0);
     };
-    let copied = store.modify(owned(dst), |e| {
+    let copied = store.modify(key(dst), |e| {
         if e.is_occupied() && !replace {
             return false;
         }

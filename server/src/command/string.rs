@@ -5,11 +5,12 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use cachalot_protocol::encode;
 
-use super::{int_arg, is, owned, CommandResult, Ctx};
+use super::{int_arg, is, key, CommandResult, Ctx};
 use crate::error::CommandError;
-use crate::value::{parse_i64, LongDouble, Value};
+use crate::key::Key;
+use crate::value::{parse_i64, LongDouble, Other, Value, View};
 
-/// A string value read out of the store (copied or cloned out before the lock is released).
+/// A string value read out of the store (copied out before the lock is released).
 pub enum Got {
     /// No such key.
     Missing,
@@ -24,10 +25,10 @@ pub enum Got {
 impl Got {
     /// Reads a stored value.
     pub fn of(v: &Value) -> Got {
-        match v {
-            Value::Str(b) | Value::RawStr(b) => Got::Str(b.clone()),
-            Value::Int(n) => Got::Int(*n),
-            Value::Hash(_) => Got::WrongType,
+        match v.view() {
+            View::Str(b) | View::RawStr(b) => Got::Str(Bytes::copy_from_slice(b)),
+            View::Int(n) => Got::Int(n),
+            View::Hash(_) => Got::WrongType,
         }
     }
 
@@ -40,27 +41,36 @@ impl Got {
             Got::WrongType => Err(CommandError::WrongType),
         }
     }
-
-    /// Writes it as an element of a multi-key reply, where other types read as null.
-    fn reply_lenient(self, ctx: &mut Ctx<'_>) {
-        match self {
-            Got::Str(b) => encode::write_bulk(ctx.out, &b),
-            Got::Int(n) => encode::write_bulk(ctx.out, itoa::Buffer::new().format(n).as_bytes()),
-            Got::Missing | Got::WrongType => encode::write_null(ctx.out, ctx.session.version),
-        }
-    }
 }
 
-fn get_string(ctx: &Ctx<'_>, key: &[u8]) -> Got {
+/// What reading a string straight into the reply found.
+enum Read {
+    Missing,
+    Written,
+    WrongType,
+}
+
+/// Writes the string at `key` as a bulk reply straight from the stored bytes, under the
+/// shard's lock: no copy of the value besides the one into the reply buffer. Anything but a
+/// string is left for the caller to answer.
+fn write_string(ctx: &mut Ctx<'_>, key: &[u8]) -> Read {
+    let out = &mut *ctx.out;
     ctx.node
         .store
-        .get_with(key, Got::of)
-        .unwrap_or(Got::Missing)
+        .get_with(key, |v| {
+            v.with_string_bytes(|b| encode::write_bulk(out, b))
+                .map_or(Read::WrongType, |()| Read::Written)
+        })
+        .unwrap_or(Read::Missing)
 }
 
 /// `GET`: see the command table for syntax.
 pub fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    get_string(ctx, &args[1]).reply(ctx)
+    match write_string(ctx, &args[1]) {
+        Read::Written => Ok(()),
+        Read::Missing => ctx.null(),
+        Read::WrongType => Err(CommandError::WrongType),
+    }
 }
 
 /// How a write sets the key's expiry.
@@ -199,13 +209,13 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         None => ExpiryArg::Clear,
     };
     let (nx, xx, get) = (opts.nx, opts.xx, opts.get);
-    let value = Value::from_bytes(owned(&args[2]));
+    let value = Value::from_bytes(&args[2]);
     let store = &ctx.node.store;
     if !nx && !xx && !get && expiry != ExpiryArg::Keep {
-        store.insert_with_expiry_ref(&args[1][..], Bytes::copy_from_slice, value, at)?;
+        store.insert_with_expiry_ref(&args[1][..], Key::from_slice, value, at)?;
         return ctx.ok();
     }
-    let outcome = store.modify(owned(&args[1]), |e| {
+    let outcome = store.modify(key(&args[1]), |e| {
         let old = e.get().map_or(Got::Missing, Got::of);
         if get && matches!(old, Got::WrongType) {
             return Err(CommandError::WrongType);
@@ -231,8 +241,8 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 
 /// `SETNX`: see the command table for syntax.
 pub fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let value = Value::from_bytes(owned(&args[2]));
-    let set = ctx.node.store.modify(owned(&args[1]), |e| {
+    let value = Value::from_bytes(&args[2]);
+    let set = ctx.node.store.modify(key(&args[1]), |e| {
         if e.is_occupied() {
             false
         } else {
@@ -251,10 +261,10 @@ fn set_with_expiry(
     command: &'static str,
 ) -> CommandResult {
     let at = expiry_millis(ctx, &args[2], unit, false, command)?;
-    let value = Value::from_bytes(owned(&args[3]));
+    let value = Value::from_bytes(&args[3]);
     ctx.node
         .store
-        .insert_with_expiry_ref(&args[1][..], Bytes::copy_from_slice, value, Some(at))?;
+        .insert_with_expiry_ref(&args[1][..], Key::from_slice, value, Some(at))?;
     ctx.ok()
 }
 
@@ -270,8 +280,8 @@ pub fn psetex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 
 /// `GETSET`: see the command table for syntax.
 pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let value = Value::from_bytes(owned(&args[2]));
-    let old = ctx.node.store.modify(owned(&args[1]), |e| {
+    let value = Value::from_bytes(&args[2]);
+    let old = ctx.node.store.modify(key(&args[1]), |e| {
         let old = e.get().map_or(Got::Missing, Got::of);
         if !matches!(old, Got::WrongType) {
             e.insert(value);
@@ -286,13 +296,13 @@ pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let opts = StringOptions::parse(args, 2, false)?;
     if opts.expire.is_none() && !opts.persist {
-        return get_string(ctx, &args[1]).reply(ctx);
+        return get(ctx, args);
     }
     // Redis reads the expiry only once it knows the key is a string: a missing key or
     // another type answers first, so the error waits until then.
     let at = opts.expire_at(ctx, "getex");
     let now = ctx.node.now_millis();
-    let got = ctx.node.store.modify(owned(&args[1]), |e| {
+    let got = ctx.node.store.modify(key(&args[1]), |e| {
         let got = e.get().map_or(Got::Missing, Got::of);
         if matches!(got, Got::Str(_) | Got::Int(_)) {
             match at.clone()? {
@@ -310,7 +320,7 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 
 /// `GETDEL`: see the command table for syntax.
 pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let got = ctx.node.store.modify(owned(&args[1]), |e| {
+    let got = ctx.node.store.modify(key(&args[1]), |e| {
         let got = e.get().map_or(Got::Missing, Got::of);
         if matches!(got, Got::Str(_) | Got::Int(_)) {
             e.remove();
@@ -324,7 +334,9 @@ pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 pub fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     ctx.array(args.len() - 1);
     for key in &args[1..] {
-        get_string(ctx, key).reply_lenient(ctx);
+        if !matches!(write_string(ctx, key), Read::Written) {
+            encode::write_null(ctx.out, ctx.session.version);
+        }
     }
     Ok(())
 }
@@ -341,10 +353,10 @@ fn check_pairs(args: &[Bytes]) -> Result<(), CommandError> {
 pub fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     check_pairs(args)?;
     for pair in args[1..].chunks_exact(2) {
-        let value = Value::from_bytes(owned(&pair[1]));
+        let value = Value::from_bytes(&pair[1]);
         ctx.node
             .store
-            .insert_with_expiry_ref(&pair[0][..], Bytes::copy_from_slice, value, None)?;
+            .insert_with_expiry_ref(&pair[0][..], Key::from_slice, value, None)?;
     }
     ctx.ok()
 }
@@ -357,30 +369,29 @@ pub fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         return ctx.int(0);
     }
     for pair in pairs() {
-        let value = Value::from_bytes(owned(&pair[1]));
+        let value = Value::from_bytes(&pair[1]);
         ctx.node
             .store
-            .insert_with_expiry_ref(&pair[0][..], Bytes::copy_from_slice, value, None)?;
+            .insert_with_expiry_ref(&pair[0][..], Key::from_slice, value, None)?;
     }
     ctx.int(1)
 }
 
 /// Adds `delta` to the integer at `key` (0 if missing), keeping its expiry.
-fn incr_by(ctx: &mut Ctx<'_>, key: &Bytes, delta: i64) -> CommandResult {
-    let n = ctx.node.store.modify(owned(key), |e| {
-        let current = match e.get() {
+fn incr_by(ctx: &mut Ctx<'_>, name: &Bytes, delta: i64) -> CommandResult {
+    let n = ctx.node.store.modify(key(name), |e| {
+        let current = match e.get().map(Value::view) {
             None => 0,
-            Some(Value::Int(n)) => *n,
-            Some(Value::Str(b) | Value::RawStr(b)) => {
-                parse_i64(b).ok_or(CommandError::NotInteger)?
-            }
-            Some(Value::Hash(_)) => return Err(CommandError::WrongType),
+            Some(View::Int(n)) => n,
+            Some(View::Str(b) | View::RawStr(b)) => parse_i64(b).ok_or(CommandError::NotInteger)?,
+            Some(View::Hash(_)) => return Err(CommandError::WrongType),
         };
         let next = current.checked_add(delta).ok_or(CommandError::Overflow)?;
         match e.get_mut() {
-            Some(v) => *v = Value::Int(next),
+            Some(Value::Other(o)) => **o = Other::Int(next),
+            Some(v) => *v = Value::int(next),
             None => {
-                e.insert(Value::Int(next));
+                e.insert(Value::int(next));
             }
         }
         Ok(next)
@@ -418,29 +429,30 @@ pub fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     // Redis checks the type and the stored value before the increment.
     let delta = LongDouble::parse(&args[2]);
-    let text = ctx.node.store.modify(owned(&args[1]), |e| {
-        let current = match e.get() {
+    let text = ctx.node.store.modify(key(&args[1]), |e| {
+        let current = match e.get().map(Value::view) {
             None => LongDouble::from_i64(0),
-            Some(Value::Int(n)) => LongDouble::from_i64(*n),
-            Some(Value::Str(b) | Value::RawStr(b)) => {
+            Some(View::Int(n)) => LongDouble::from_i64(n),
+            Some(View::Str(b) | View::RawStr(b)) => {
                 LongDouble::parse(b).ok_or(CommandError::NotFloat)?
             }
-            Some(Value::Hash(_)) => return Err(CommandError::WrongType),
+            Some(View::Hash(_)) => return Err(CommandError::WrongType),
         };
         let delta = delta.ok_or(CommandError::NotFloat)?;
         let next = current
             .checked_add(delta)
             .ok_or(CommandError::NanOrInfinity)?;
-        let text = Bytes::from(next.to_redis_string());
+        let text = next.to_redis_string();
+        let value = Value::Str(Box::from(text.as_bytes()));
         match e.get_mut() {
-            Some(v) => *v = Value::Str(text.clone()),
+            Some(v) => *v = value,
             None => {
-                e.insert(Value::Str(text.clone()));
+                e.insert(value);
             }
         }
         Ok(text)
     })??;
-    ctx.bulk(&text)
+    ctx.bulk(text.as_bytes())
 }
 
 fn max_string_len(ctx: &Ctx<'_>) -> u64 {
@@ -451,31 +463,27 @@ fn max_string_len(ctx: &Ctx<'_>) -> u64 {
 pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let max = max_string_len(ctx);
     let suffix = &args[2];
-    let len = ctx.node.store.modify(owned(&args[1]), |e| {
-        let joined = match e.get() {
-            None => {
-                // A new key is stored as SET would store it; an existing one is changed in
-                // place and becomes raw.
-                let value = Value::from_bytes(owned(suffix));
-                let len = value.to_string_bytes().map_or(0, |b| b.len());
-                e.insert(value);
-                return Ok(len);
-            }
-            Some(Value::Hash(_)) => return Err(CommandError::WrongType),
-            Some(v) => {
-                let current = v.to_string_bytes().unwrap_or_default();
+    let len = ctx.node.store.modify(key(&args[1]), |e| {
+        let Some(v) = e.get() else {
+            // A new key is stored as SET would store it; an existing one is changed in
+            // place and becomes raw.
+            e.insert(Value::from_bytes(suffix));
+            return Ok::<_, CommandError>(suffix.len());
+        };
+        let joined = v
+            .with_string_bytes(|current| {
                 if (current.len() + suffix.len()) as u64 > max {
                     return Err(CommandError::StringTooLong);
                 }
                 let mut joined = Vec::with_capacity(current.len() + suffix.len());
-                joined.extend_from_slice(&current);
+                joined.extend_from_slice(current);
                 joined.extend_from_slice(suffix);
-                Bytes::from(joined)
-            }
-        };
+                Ok(joined)
+            })
+            .ok_or(CommandError::WrongType)??;
         let len = joined.len();
         if let Some(v) = e.get_mut() {
-            *v = Value::RawStr(joined);
+            *v = Value::raw(joined);
         }
         Ok(len)
     })??;
@@ -484,11 +492,14 @@ pub fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 
 /// `STRLEN`: see the command table for syntax.
 pub fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let len = match get_string(ctx, &args[1]) {
-        Got::Missing => 0,
-        Got::Str(b) => b.len(),
-        Got::Int(n) => itoa::Buffer::new().format(n).len(),
-        Got::WrongType => return Err(CommandError::WrongType),
+    let len = match ctx
+        .node
+        .store
+        .get_with(&args[1][..], |v| v.with_string_bytes(<[u8]>::len))
+    {
+        None => 0,
+        Some(Some(len)) => len,
+        Some(None) => return Err(CommandError::WrongType),
     };
     ctx.int(i64::try_from(len).unwrap_or(i64::MAX))
 }
@@ -514,15 +525,19 @@ pub fn clamp_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
 pub fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let start = int_arg(&args[2])?;
     let end = int_arg(&args[3])?;
-    let s = match get_string(ctx, &args[1]) {
-        Got::Missing => Bytes::new(),
-        Got::Str(b) => b,
-        Got::Int(n) => Bytes::copy_from_slice(itoa::Buffer::new().format(n).as_bytes()),
-        Got::WrongType => return Err(CommandError::WrongType),
+    let out = &mut *ctx.out;
+    let write_range = |s: &[u8]| match clamp_range(start, end, s.len()) {
+        Some((a, b)) => encode::write_bulk(out, &s[a..=b]),
+        None => encode::write_bulk(out, b""),
     };
-    match clamp_range(start, end, s.len()) {
-        Some((a, b)) => ctx.bulk(&s[a..=b]),
+    match ctx
+        .node
+        .store
+        .get_with(&args[1][..], |v| v.with_string_bytes(write_range))
+    {
+        Some(Some(())) => Ok(()),
         None => ctx.bulk(b""),
+        Some(None) => Err(CommandError::WrongType),
     }
 }
 
@@ -536,30 +551,30 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         .checked_add(patch.len())
         .filter(|&n| n as u64 <= max)
         .ok_or(CommandError::StringTooLong);
-    let len = ctx.node.store.modify(owned(&args[1]), |e| {
+    let len = ctx.node.store.modify(key(&args[1]), |e| {
         // Redis's order: an empty patch reports the length without writing, then the
         // type, then the size limit.
         let current = match e.get() {
-            None if patch.is_empty() => return Ok(0),
-            None => Bytes::new(),
-            Some(Value::Hash(_)) => return Err(CommandError::WrongType),
-            Some(v) => v.to_string_bytes().unwrap_or_default(),
+            None if patch.is_empty() => return Ok::<_, CommandError>(0),
+            None => Vec::new(),
+            Some(v) => v
+                .with_string_bytes(<[u8]>::to_vec)
+                .ok_or(CommandError::WrongType)?,
         };
         if patch.is_empty() {
             return Ok(current.len());
         }
         let needed = needed.clone()?;
-        let mut buf = Vec::with_capacity(needed.max(current.len()));
-        buf.extend_from_slice(&current);
+        let mut buf = current;
         if buf.len() < needed {
             buf.resize(needed, 0);
         }
         buf[offset..needed].copy_from_slice(patch);
         let len = buf.len();
         match e.get_mut() {
-            Some(v) => *v = Value::RawStr(Bytes::from(buf)),
+            Some(v) => *v = Value::raw(buf),
             None => {
-                e.insert(Value::RawStr(Bytes::from(buf)));
+                e.insert(Value::raw(buf));
             }
         }
         Ok(len)
