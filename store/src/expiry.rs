@@ -4,13 +4,17 @@
 //! entry (it removes it and reports [`RemovalCause::Expired`]), and actively, by
 //! [`Cache::sweep_expired`](crate::Cache::sweep_expired), which walks each shard's index of
 //! entries that have an expiry, a bounded number of checks per call, resuming where the
-//! previous call stopped.
+//! previous call stopped. [`ExpirySchedule`] says how often, and how much, to call it.
+
+mod schedule;
 
 use std::time::Duration;
 
 use crate::clock::duration_to_millis;
 use crate::policy::RemovalCause;
 use crate::shard::{Removals, Shard};
+
+pub use schedule::{ExpirySchedule, ExpiryTick};
 
 /// The stored form of "no expiry". Unambiguous because an expiry time `<= now` is never
 /// stored (the entry is removed instead) and `now >= 0`.
