@@ -28,6 +28,7 @@ use crate::shard::{Removals, Shard};
 use crate::stats::{CacheStats, LfuConfig, ShardStats};
 
 pub use builder::CacheBuilder;
+pub use keyspace::ExpiredUsage;
 
 pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u64 + Send + Sync>;
 pub(crate) type Listener<K, V> = Box<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;

@@ -102,11 +102,49 @@ impl<K, V> Shard<K, V> {
         self.sweep_cursor = cursor;
         step
     }
+
+    /// Count and total weight of the entries expired at `now` but still stored, found by
+    /// walking the whole expiring index without removing anything.
+    pub(crate) fn expired_usage(&self, now: u64) -> (u64, u64) {
+        let mut entries = 0;
+        let mut weight = 0u64;
+        for i in 0..self.expiring_len() {
+            let node = self.expiring_at(i).and_then(|pos| self.node(pos));
+            if let Some(n) = node.filter(|n| is_expired(n.expire_at, now)) {
+                entries += 1;
+                weight = weight.saturating_add(n.weight);
+            }
+        }
+        (entries, weight)
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
     use super::*;
+    use crate::memory::Usage;
+    use crate::shard::Node;
+    use crate::stats::{ShardStats, Tracking};
+
+    /// A shard holding one entry per expiry time in `expiries` (keys 0, 1, ...).
+    fn shard_with(expiries: &[u64]) -> Shard<u32, ()> {
+        let mut shard = Shard::new(
+            Arc::new(Usage::default()),
+            Arc::new(ShardStats::default()),
+            StdRng::seed_from_u64(1),
+            Tracking::ALL,
+        );
+        for (key, &at) in (0u32..).zip(expiries) {
+            let node = Node::new(key, (), u64::from(key) << 32, at, 1, 0);
+            assert!(shard.insert(node).is_ok());
+        }
+        shard
+    }
 
     #[test]
     fn no_expiry_round_trips() {
@@ -130,5 +168,13 @@ mod tests {
         assert_eq!(deadline(100, Duration::from_millis(50)), 150);
         assert_eq!(remaining(150, 100), Some(Duration::from_millis(50)));
         assert_eq!(remaining(NO_EXPIRY, 100), None);
+    }
+
+    #[test]
+    fn expired_usage_counts_without_removing() {
+        let shard = shard_with(&[5, 50, NO_EXPIRY, 5]);
+        assert_eq!(shard.expired_usage(10), (2, 2));
+        assert_eq!(shard.expired_usage(4), (0, 0));
+        assert_eq!(shard.expiring_len(), 3);
     }
 }

@@ -127,6 +127,8 @@ mod policy;
 mod shard;
 mod stats;
 
+#[doc(hidden)]
+pub use cache::ExpiredUsage;
 pub use cache::{Cache, CacheBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use entry::{Entry, EntryInfo};

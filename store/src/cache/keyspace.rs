@@ -10,6 +10,16 @@ use crate::expiry::{self, SWEEP_CHECKS_PER_LOCK};
 use crate::policy::{select_victim, Policy, RemovalCause};
 use crate::shard::Removals;
 
+/// What [`Cache::expired_usage`] found.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExpiredUsage {
+    /// Entries past their expiry time, still stored.
+    pub entries: u64,
+    /// Their weights' sum (weigher's numbers plus per-entry overhead).
+    pub weight: u64,
+}
+
 /// Shards tried by [`Cache::random_key`] before giving up on a keyspace of expired keys.
 const RANDOM_KEY_ATTEMPTS: usize = 16;
 
@@ -118,6 +128,23 @@ where
             }
         }
         removed
+    }
+
+    /// Entries that are expired but not removed yet, and their total weight: what the
+    /// active sweep has still to reclaim. For benchmarks and diagnostics, not the request
+    /// path: it walks every shard's whole expiring index, holding each shard's lock for its
+    /// walk, and removes nothing. Not a snapshot when other threads write meanwhile.
+    #[doc(hidden)]
+    pub fn expired_usage(&self) -> ExpiredUsage {
+        let inner = &*self.inner;
+        let now = inner.now();
+        let mut total = ExpiredUsage::default();
+        for i in 0..inner.shards.len() {
+            let (entries, weight) = inner.lock(i).expired_usage(now);
+            total.entries += entries;
+            total.weight = total.weight.saturating_add(weight);
+        }
+        total
     }
 
     /// A random live key (Redis's `RANDOMKEY`): a shard picked with probability proportional
