@@ -1,4 +1,6 @@
-//! Cachalot benches: criterion benches in `benches/`, the redis-benchmark harness in `src/bin/`.
+//! Cachalot benches: criterion benches in `benches/`; in `src/bin/`, the redis-benchmark
+//! harness (`compare`), the hit-ratio harness (`hitratio`) and the active expiry
+//! measurement (`expiry`).
 
 pub mod table;
 pub mod trace;
