@@ -68,7 +68,8 @@ pub(crate) struct Inner<K, V> {
     pub(crate) lfu: LfuConfig,
     /// `entry_overhead::<K, V>()`, computed once.
     pub(crate) overhead: u64,
-    /// Round-robin position of the active sweep (a shard index, modulo the shard count).
+    /// Round-robin position of the active sweep (a shard index, modulo the shard count);
+    /// every lock hold of the sweep takes one and advances it.
     pub(crate) sweep_shard: AtomicUsize,
 }
 

@@ -63,40 +63,42 @@ pub(crate) struct SweepStep {
     pub(crate) checked: usize,
     /// Entries removed as expired.
     pub(crate) removed: usize,
-    /// The shard's expiring index was walked to its end; the next step starts over.
-    pub(crate) wrapped: bool,
 }
 
 impl<K, V> Shard<K, V> {
     /// Checks up to `limit` entries of the expiring index from the saved cursor, removing
     /// the expired ones into `out`.
     ///
-    /// A removal moves the index's last entry into the freed place (swap-remove), so the
-    /// cursor stays put after one; entries moved behind the cursor by removals elsewhere are
-    /// picked up by the next pass.
+    /// A pass walks the index from its end down to its start. A removal moves the index's
+    /// last entry into the freed place (swap-remove): walking down, that entry was already
+    /// checked in this pass (or added since), so every entry is checked once per pass and
+    /// the share of checks that find an expired entry is the share of expired entries in
+    /// the part not yet walked. Entries added during a pass wait for the next one; entries
+    /// moved below the cursor by removals elsewhere are checked twice.
     pub(crate) fn sweep(&mut self, now: u64, limit: usize, out: &mut Removals<K, V>) -> SweepStep {
         let mut step = SweepStep {
             checked: 0,
             removed: 0,
-            wrapped: false,
         };
-        let mut cursor = self.sweep_cursor;
-        while step.checked < limit {
-            let Some(pos) = self.expiring_at(cursor) else {
-                step.wrapped = true;
-                cursor = 0;
-                break;
-            };
+        // The cursor is the number of entries left to check in this pass; 0 starts a new
+        // one. Removals elsewhere may have shortened the index since the last step.
+        let len = self.expiring_len();
+        let mut cursor = match self.sweep_cursor {
+            0 => len,
+            c => c.min(len),
+        };
+        while step.checked < limit && cursor > 0 {
+            cursor -= 1;
             step.checked += 1;
-            let expired = self.node(pos).is_some_and(|n| is_expired(n.expire_at, now));
-            if expired {
+            let Some(pos) = self.expiring_at(cursor) else {
+                continue;
+            };
+            if self.node(pos).is_some_and(|n| is_expired(n.expire_at, now)) {
                 if let Some(node) = self.remove(pos) {
                     self.stats().record_expiration();
                     out.push((node.key, node.value, RemovalCause::Expired));
                     step.removed += 1;
                 }
-            } else {
-                cursor += 1;
             }
         }
         self.sweep_cursor = cursor;
@@ -168,6 +170,63 @@ mod tests {
         assert_eq!(deadline(100, Duration::from_millis(50)), 150);
         assert_eq!(remaining(150, 100), Some(Duration::from_millis(50)));
         assert_eq!(remaining(NO_EXPIRY, 100), None);
+    }
+
+    #[test]
+    fn a_pass_checks_each_entry_once_however_many_it_removes() {
+        // Expired and live entries alternate; every removal moves a live one into its place.
+        let mut shard = shard_with(&[5, 50, 5, 50, 5, 50, 5, 50]);
+        let mut out = Removals::new();
+        let step = shard.sweep(10, 8, &mut out);
+        assert_eq!(
+            step,
+            SweepStep {
+                checked: 8,
+                removed: 4
+            }
+        );
+        assert_eq!(shard.sweep_cursor, 0, "the pass is over");
+        assert_eq!(shard.expiring_len(), 4);
+        let mut removed: Vec<u32> = out.drain().map(|(k, _, _)| k).collect();
+        removed.sort_unstable();
+        assert_eq!(removed, [0, 2, 4, 6]);
+    }
+
+    #[test]
+    fn a_pass_resumes_where_the_last_step_stopped() {
+        let mut shard = shard_with(&[5, 5, 50, 5, 50, 5]);
+        let mut out = Removals::new();
+        let first = shard.sweep(10, 4, &mut out);
+        assert_eq!(
+            (first.checked, first.removed, shard.sweep_cursor),
+            (4, 2, 2)
+        );
+        // Two entries left in this pass, one of them expired; then the pass is over.
+        let second = shard.sweep(10, 4, &mut out);
+        assert_eq!(
+            (second.checked, second.removed, shard.sweep_cursor),
+            (2, 2, 0)
+        );
+        assert_eq!(shard.expiring_len(), 2);
+        // The next step starts a new pass over what is left.
+        let third = shard.sweep(100, 4, &mut out);
+        assert_eq!(
+            (third.checked, third.removed, shard.sweep_cursor),
+            (2, 2, 0)
+        );
+        assert_eq!(shard.expiring_len(), 0);
+    }
+
+    #[test]
+    fn entries_added_during_a_pass_wait_for_the_next_one() {
+        let mut shard = shard_with(&[5, 5, 5, 5]);
+        let mut out = Removals::new();
+        assert_eq!(shard.sweep(10, 2, &mut out).removed, 2);
+        let late = Node::new(9, (), 9 << 32, 5, 1, 0);
+        assert!(shard.insert(late).is_ok());
+        let rest = shard.sweep(10, 10, &mut out);
+        assert_eq!((rest.checked, rest.removed, shard.sweep_cursor), (2, 2, 0));
+        assert_eq!(shard.sweep(10, 10, &mut out).removed, 1);
     }
 
     #[test]

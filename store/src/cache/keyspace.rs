@@ -95,13 +95,16 @@ where
 
     /// One bounded step of active expiry: checks up to `max_checks` entries that have an
     /// expiry, removing the expired ones (reported `Expired`), and returns how many it
-    /// removed. Successive calls resume where the last one stopped, round-robin over the
-    /// shards, so repeated calls eventually check every expiring entry.
+    /// removed. Successive calls resume where the last one stopped, so repeated calls
+    /// eventually check every expiring entry; [`ExpirySchedule`](crate::ExpirySchedule)
+    /// says how often and how much to call it.
     ///
-    /// Work is bounded by `max_checks` (an empty shard counts as one check) and locks are
-    /// held for at most 128 checks at a time; `max_checks = 1000` takes well under a
-    /// millisecond. Like Redis's active expire cycle, a caller that sees a high
-    /// removed/checked ratio can simply call again.
+    /// Work is bounded by `max_checks` (an empty shard counts as one check). Locks are held
+    /// for at most 128 checks at a time, and each lock hold moves on to the next shard, so
+    /// every shard's pass over its entries advances at the same pace and the share of
+    /// expired entries a step finds is representative of the whole cache. `max_checks =
+    /// 1000` takes well under a millisecond. Like Redis's active expire cycle, a caller that
+    /// sees a high removed/checked ratio can simply call again.
     pub fn sweep_expired(&self, max_checks: usize) -> usize {
         let inner = &*self.inner;
         let now = inner.now();
@@ -109,23 +112,15 @@ where
         let mut removed = 0;
         let mut out = Removals::new();
         while budget > 0 {
-            let raw = inner.sweep_shard.load(Ordering::Relaxed);
+            // Concurrent sweepers take different shards.
+            let shard_i = inner.sweep_shard.fetch_add(1, Ordering::Relaxed);
             let step = {
-                let mut shard = inner.lock(raw);
+                let mut shard = inner.lock(shard_i);
                 shard.sweep(now, budget.min(SWEEP_CHECKS_PER_LOCK), &mut out)
             };
             inner.notify(&mut out);
             removed += step.removed;
             budget = budget.saturating_sub(step.checked.max(1));
-            if step.wrapped {
-                // Another sweeper may have moved on already; then leave its position.
-                let _ = inner.sweep_shard.compare_exchange(
-                    raw,
-                    raw.wrapping_add(1),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
-            }
         }
         removed
     }
