@@ -9,7 +9,7 @@
 //!
 //! Time is a [`ManualClock`] moved one millisecond at a time, with `rate / 1000` writes in
 //! each. Every [`ExpirySchedule::period`] of that clock a tick runs exactly as the server's
-//! cron runs it (the same schedule and steps, minus the yields); each step, one
+//! cron runs it (the same schedule, steps and budgets, minus the yields); each step, one
 //! [`Cache::sweep_expired`] call, is timed with [`Instant`]. A step is what the node runs
 //! between two yields, so its duration bounds both the pause the sweep causes and each of
 //! its shard lock holds. The writes keep to the simulated rate however long the sweep
@@ -17,7 +17,8 @@
 //!
 //! On a shared machine a step can be preempted: the thread's run delay
 //! (`/proc/thread-self/schedstat`, time spent runnable but not running) is read around each
-//! step, and "on CPU" is the step's duration minus the delay that fell in it.
+//! step, and "on CPU" is the step's duration minus the delay that fell in it. (The
+//! schedule's budget counts wall time, as in the server.)
 //!
 //! After the warm-up, every `--sample-ms` the share of the weighted size held by already
 //! expired entries is measured ([`Cache::expired_usage`]).
@@ -289,7 +290,7 @@ where
         let removed = cache.sweep_expired(checks);
         let took = started.elapsed();
         let delay_after = run_delay();
-        tick.record(removed);
+        tick.record(removed, took);
         spent += took;
         if let Some(o) = out.as_deref_mut() {
             o.steps.push(took);
