@@ -5,7 +5,9 @@
 //! `--max-ttl-secs`) and, for a `--persistent` share of its writes, overwrites a random key
 //! of a pool of keys without expiry. Nothing is ever read, so only the active sweep removes
 //! expired keys. The pool is sized so that the cache holds `--keys` live keys in steady
-//! state.
+//! state. Optionally, batches of `--batch-keys` keys with one TTL are written at once at a
+//! fixed interval, like a bulk load; they expire in the same millisecond, so the sweep then
+//! meets long runs of expired entries, its most expensive steps.
 //!
 //! Time is a [`ManualClock`] moved one millisecond at a time, with `rate / 1000` writes in
 //! each. Every [`ExpirySchedule::period`] of that clock a tick runs exactly as the server's
@@ -17,8 +19,12 @@
 //!
 //! On a shared machine a step can be preempted: the thread's run delay
 //! (`/proc/thread-self/schedstat`, time spent runnable but not running) is read around each
-//! step, and "on CPU" is the step's duration minus the delay that fell in it. (The
-//! schedule's budget counts wall time, as in the server.)
+//! step, and "on CPU" is the step's duration minus the delay that fell in it. The
+//! schedule's budget is charged that time on CPU, not the wall time the server's cron
+//! charges (`--wall-budget` does that): preemption by neighbours would otherwise eat the
+//! budget, which on a node with its own core it does not. Hypervisor steal time is not
+//! seen per thread and counts as time on CPU; the host's total steal time during each run
+//! is printed with its summary line.
 //!
 //! After the warm-up, every `--sample-ms` the share of the weighted size held by already
 //! expired entries is measured ([`Cache::expired_usage`]).
@@ -29,7 +35,9 @@
 //! ```
 
 use std::error::Error;
+use std::fs::File;
 use std::io::Write as _;
+use std::os::unix::fs::FileExt as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,6 +54,16 @@ const CLOCK_START_MILLIS: u64 = 1_700_000_000_000;
 /// Where Linux reports the calling thread's scheduler statistics: time on CPU, time
 /// waiting to run (the run delay) and timeslices, in nanoseconds.
 const SCHEDSTAT_PATH: &str = "/proc/thread-self/schedstat";
+
+/// Where Linux reports CPU time by kind; its first line sums all CPUs.
+const PROC_STAT_PATH: &str = "/proc/stat";
+
+/// Clock ticks per second of `/proc/stat` (`USER_HZ`): 100 on every mainstream Linux
+/// architecture.
+const USER_HZ: u64 = 100;
+
+/// Room for that file's one line: three decimal `u64`s.
+const SCHEDSTAT_BYTES: usize = 64;
 
 /// The longest pause the sweep should cause (the issue's target): steps longer than this
 /// are counted.
@@ -73,6 +91,16 @@ struct Args {
     /// Longest TTL, in seconds.
     #[arg(long, default_value_t = 60.0)]
     max_ttl_secs: f64,
+    /// Also write this many keys at once, all with the same TTL, every `--batch-every-secs`
+    /// (a bulk load): they expire together, so the sweep meets runs of expired entries.
+    #[arg(long, default_value_t = 0)]
+    batch_keys: u64,
+    /// Seconds between two batches.
+    #[arg(long, default_value_t = 10)]
+    batch_every_secs: u64,
+    /// TTL of the batches' keys, in seconds.
+    #[arg(long, default_value_t = 30)]
+    batch_ttl_secs: u64,
     /// Value sizes, in bytes: uniform in `min,max`.
     #[arg(long, default_value = "16,256")]
     value_bytes: String,
@@ -94,6 +122,18 @@ struct Args {
     /// Shards [default: the engine's default, as the server].
     #[arg(long)]
     shards: Option<usize>,
+    /// Don't read the run delay around each step (no "on CPU" columns, and the budget
+    /// counts wall time).
+    #[arg(long)]
+    no_run_delay: bool,
+    /// Charge the schedule's budget with each step's wall time, as the server does, instead
+    /// of its time on CPU (wall time minus run delay).
+    #[arg(long)]
+    wall_budget: bool,
+    /// Also print every sample, warm-up included, to stderr as CSV (the sweep's checks,
+    /// removals and time since the previous sample too).
+    #[arg(long)]
+    series: bool,
     /// Print markdown tables.
     #[arg(long)]
     markdown: bool,
@@ -110,6 +150,7 @@ struct Scenario {
     rate: u64,
     persistent: f64,
     ttl: TtlRange,
+    batch: Option<Batch>,
     value_bytes: (usize, usize),
     warmup_secs: u64,
     measure_secs: u64,
@@ -117,7 +158,21 @@ struct Scenario {
     hz: u32,
     policy: Policy,
     shards: Option<usize>,
+    /// Whether to read the run delay around each step.
+    run_delay: bool,
+    /// Whether the budget counts wall time even when the run delay is known.
+    wall_budget: bool,
+    /// Whether to print every sample to stderr.
+    series: bool,
     seed: u64,
+}
+
+/// Keys written at once, with one TTL, at a fixed interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Batch {
+    keys: u64,
+    every_secs: u64,
+    ttl_secs: u64,
 }
 
 /// TTLs drawn log-uniformly between two bounds, in milliseconds: as many 1–2 s TTLs as
@@ -160,7 +215,11 @@ impl TtlRange {
 impl Scenario {
     /// Keys with a TTL alive at any instant in steady state (Little's law).
     fn volatile_keys(&self) -> u64 {
-        (self.rate as f64 * (1.0 - self.persistent) * self.ttl.mean_secs()).round() as u64
+        let written = self.rate as f64 * (1.0 - self.persistent) * self.ttl.mean_secs();
+        let batched = self.batch.map_or(0.0, |b| {
+            b.keys as f64 * b.ttl_secs as f64 / b.every_secs.max(1) as f64
+        });
+        (written + batched).round() as u64
     }
 
     /// Persistent keys: what the volatile keys leave of `keys`.
@@ -240,6 +299,12 @@ fn run_scenario(s: &Scenario) -> Result<Outcome, String> {
         pool,
         ..Outcome::default()
     };
+    let mut delay = RunDelay::open(s.run_delay);
+    // Checks, removals and sweep time since the last sample, for `--series`.
+    let mut since = (0, 0, Duration::ZERO);
+    if s.series {
+        eprintln!("seconds,live,expired,expired_weight_share,checks,removed,sweep_ms");
+    }
     for ms in 1..=total_ms {
         clock.advance(Duration::from_millis(1));
         owed += writes_per_ms;
@@ -258,18 +323,46 @@ fn run_scenario(s: &Scenario) -> Result<Outcome, String> {
                 next_key += 1;
             }
         }
+        if let Some(b) = s.batch.filter(|b| ms % (b.every_secs.max(1) * 1_000) == 0) {
+            for _ in 0..b.keys {
+                let ttl = Duration::from_secs(b.ttl_secs);
+                cache
+                    .insert_with_ttl(next_key, value(&mut rng), ttl)
+                    .map_err(|e| e.to_string())?;
+                next_key += 1;
+            }
+        }
         let measuring = ms > warmup_ms;
         if ms % period_ms == 0 {
-            run_tick(&cache, schedule, measuring.then_some(&mut out));
+            let record = measuring.then_some(&mut out);
+            let (checked, removed, spent) =
+                run_tick(&cache, schedule, &mut delay, s.wall_budget, record);
+            since.0 += checked;
+            since.1 += removed;
+            since.2 += spent;
         }
-        if measuring && ms % s.sample_ms.max(1) == 0 {
+        if (measuring || s.series) && ms % s.sample_ms.max(1) == 0 {
             let expired = cache.expired_usage();
             let weight = cache.weighted_size().max(1);
-            out.samples.push((
+            let sample = (
                 cache.len() - expired.entries,
                 expired.entries,
                 expired.weight as f64 / weight as f64,
-            ));
+            );
+            if s.series {
+                let (checked, removed, spent) = std::mem::take(&mut since);
+                eprintln!(
+                    "{:.1},{},{},{:.4},{checked},{removed},{:.1}",
+                    ms as f64 / 1_000.0,
+                    sample.0,
+                    sample.1,
+                    sample.2,
+                    spent.as_secs_f64() * 1e3
+                );
+            }
+            if measuring {
+                out.samples.push(sample);
+            }
         }
     }
     out.wall = started.elapsed();
@@ -277,42 +370,98 @@ fn run_scenario(s: &Scenario) -> Result<Outcome, String> {
 }
 
 /// One tick of the sweep, driven as `cachalot_server::cron` drives it (without the yields),
-/// recording into `out` when given.
-fn run_tick<V>(cache: &Cache<u64, V>, schedule: ExpirySchedule, mut out: Option<&mut Outcome>)
+/// recording into `out` when given; returns the tick's checks, removals and time.
+///
+/// The schedule's budget is charged each step's time on CPU (its duration minus the run
+/// delay that fell in it) unless `wall_budget` or the run delay is unknown: on a shared
+/// machine, time spent preempted would otherwise eat the budget, which on a node with its
+/// own core does not happen.
+fn run_tick<V>(
+    cache: &Cache<u64, V>,
+    schedule: ExpirySchedule,
+    delay: &mut RunDelay,
+    wall_budget: bool,
+    mut out: Option<&mut Outcome>,
+) -> (u64, u64, Duration)
 where
     V: Send + Sync + 'static,
 {
     let mut tick = schedule.tick();
+    let (mut checked, mut reclaimed) = (0, 0);
     let mut spent = Duration::ZERO;
     while let Some(checks) = tick.next_step() {
-        let delay_before = run_delay();
+        let delay_before = delay.read();
         let started = Instant::now();
         let removed = cache.sweep_expired(checks);
         let took = started.elapsed();
-        let delay_after = run_delay();
-        tick.record(removed, took);
+        let delay_after = delay.read();
+        let on_cpu = match (delay_before, delay_after) {
+            (Some(before), Some(after)) => Some(took.saturating_sub(after.saturating_sub(before))),
+            _ => None,
+        };
+        let charged = match on_cpu {
+            Some(t) if !wall_budget => t,
+            _ => took,
+        };
+        tick.record(removed, charged);
         spent += took;
+        reclaimed += removed as u64;
+        let checks = checks as u64;
+        checked += checks;
         if let Some(o) = out.as_deref_mut() {
             o.steps.push(took);
-            if let (Some(before), Some(after)) = (delay_before, delay_after) {
-                let waited = after.saturating_sub(before);
-                o.preempted += u64::from(!waited.is_zero());
-                o.on_cpu.push(took.saturating_sub(waited));
+            if let Some(t) = on_cpu {
+                o.preempted += u64::from(t < took);
+                o.on_cpu.push(t);
             }
-            o.checks += checks as u64;
+            o.checks += checks;
             o.removed += removed as u64;
         }
     }
     if let Some(o) = out {
         o.ticks.push(spent);
     }
+    (checked, reclaimed, spent)
 }
 
-/// The calling thread's run delay so far, if the kernel reports it.
-fn run_delay() -> Option<Duration> {
-    let stat = std::fs::read_to_string(SCHEDSTAT_PATH).ok()?;
-    let nanos = stat.split_whitespace().nth(1)?.parse().ok()?;
-    Some(Duration::from_nanos(nanos))
+/// Reads the calling thread's run delay: the file stays open and each read is one
+/// `pread`, so measuring disturbs the sweep as little as it can.
+struct RunDelay {
+    /// `None` when the kernel does not report it or measuring is off.
+    file: Option<File>,
+    buf: [u8; SCHEDSTAT_BYTES],
+}
+
+impl RunDelay {
+    fn open(enabled: bool) -> Self {
+        Self {
+            file: enabled.then(|| File::open(SCHEDSTAT_PATH).ok()).flatten(),
+            buf: [0; SCHEDSTAT_BYTES],
+        }
+    }
+
+    /// The run delay so far, if known.
+    fn read(&mut self) -> Option<Duration> {
+        let n = self.file.as_ref()?.read_at(&mut self.buf, 0).ok()?;
+        let stat = std::str::from_utf8(self.buf.get(..n)?).ok()?;
+        let nanos = stat.split_whitespace().nth(1)?.parse().ok()?;
+        Some(Duration::from_nanos(nanos))
+    }
+}
+
+/// CPU time the hypervisor gave to others while this machine's CPUs wanted to run (steal
+/// time, summed over CPUs), if reported: a guest sees it as time on CPU, so a step that
+/// was "on CPU" for long may have been stolen from.
+fn host_steal() -> Option<Duration> {
+    let stat = std::fs::read_to_string(PROC_STAT_PATH).ok()?;
+    let ticks: u64 = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .nth(8)?
+        .parse()
+        .ok()?;
+    Some(Duration::from_millis(ticks * 1_000 / USER_HZ))
 }
 
 /// The `p`-quantile (nearest rank) of sorted `v`; zero when empty.
@@ -338,9 +487,15 @@ fn label(s: &Scenario) -> Vec<String> {
         format!("{:.1}M", s.keys as f64 / 1e6),
         format!("{}k/s", s.rate / 1_000),
         format!(
-            "{}–{} s",
+            "{}–{} s{}",
             s.ttl.min_millis / 1_000.0,
-            s.ttl.max_millis / 1_000.0
+            s.ttl.max_millis / 1_000.0,
+            s.batch.map_or(String::new(), |b| format!(
+                "; {}k at once every {} s, {} s",
+                b.keys / 1_000,
+                b.every_secs,
+                b.ttl_secs
+            ))
         ),
     ]
 }
@@ -495,6 +650,14 @@ fn scenarios(args: &Args) -> Result<Vec<Scenario>, String> {
     let policy = Policy::from_redis_name(&args.policy)
         .ok_or_else(|| format!("unknown policy {:?}", args.policy))?;
     let ttl = TtlRange::new(args.min_ttl_secs, args.max_ttl_secs)?;
+    if args.batch_keys > 0 && (args.batch_every_secs == 0 || args.batch_ttl_secs == 0) {
+        return Err("--batch-every-secs and --batch-ttl-secs must be positive".to_owned());
+    }
+    let batch = (args.batch_keys > 0).then_some(Batch {
+        keys: args.batch_keys,
+        every_secs: args.batch_every_secs,
+        ttl_secs: args.batch_ttl_secs,
+    });
     let warmup_secs = args
         .warmup_secs
         .unwrap_or(2 * args.max_ttl_secs.ceil() as u64);
@@ -505,6 +668,7 @@ fn scenarios(args: &Args) -> Result<Vec<Scenario>, String> {
             rate: args.rate,
             persistent: args.persistent,
             ttl,
+            batch,
             value_bytes,
             warmup_secs,
             measure_secs: args.measure_secs,
@@ -512,6 +676,9 @@ fn scenarios(args: &Args) -> Result<Vec<Scenario>, String> {
             hz: args.hz,
             policy,
             shards: args.shards,
+            run_delay: !args.no_run_delay,
+            wall_budget: args.wall_budget,
+            series: args.series,
             seed: args.seed,
         })
         .collect();
@@ -534,9 +701,14 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let mut runs = Vec::new();
     for s in scenarios(&args)? {
+        let steal_before = host_steal();
         let outcome = run_scenario(&s)?;
+        let steal = match (steal_before, host_steal()) {
+            (Some(a), Some(b)) => format!("{:.1} s", b.saturating_sub(a).as_secs_f64()),
+            _ => "unknown".to_owned(),
+        };
         eprintln!(
-            "{} keys at {}/s: {} simulated s in {:.1} s",
+            "{} keys at {}/s: {} simulated s in {:.1} s; host steal time meanwhile {steal}",
             s.keys,
             s.rate,
             s.warmup_secs + s.measure_secs,
@@ -561,6 +733,7 @@ mod tests {
             rate: 2_000,
             persistent: 0.1,
             ttl: TtlRange::new(0.1, 1.0).expect("valid"),
+            batch: None,
             value_bytes: (1, 8),
             warmup_secs: 2,
             measure_secs: 3,
@@ -568,6 +741,9 @@ mod tests {
             hz: 10,
             policy: Policy::no_eviction(),
             shards: Some(4),
+            run_delay: true,
+            wall_budget: false,
+            series: false,
             seed: 1,
         }
     }
@@ -637,5 +813,25 @@ mod tests {
         assert_eq!(memory_table(&runs).len(), 2);
         assert_eq!(step_table(&runs).len(), 2);
         assert_eq!(work_table(&runs).len(), 2);
+    }
+
+    #[test]
+    fn batches_add_keys_that_expire_together() {
+        let s = Scenario {
+            batch: Some(Batch {
+                keys: 1_000,
+                every_secs: 1,
+                ttl_secs: 1,
+            }),
+            ..small()
+        };
+        assert_eq!(s.pool(), Ok(3_296));
+        let out = run_scenario(&s).expect("runs");
+        for &(live, _, _) in &out.samples {
+            // The pool, ~700 keys with random TTLs and the one batch alive at a time.
+            assert!((4_500..5_500).contains(&live), "{live}");
+        }
+        // Three seconds measured: three batches expired, and the other writes.
+        assert!(out.removed > 3_000, "{}", out.removed);
     }
 }
