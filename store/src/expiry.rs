@@ -20,6 +20,9 @@ pub use schedule::{ExpirySchedule, ExpiryTick};
 /// stored (the entry is removed instead) and `now >= 0`.
 pub(crate) const NO_EXPIRY: u64 = 0;
 
+/// Milliseconds per second, for the whole-second expiry bounds of [`ExpiringSlot`].
+const MILLIS_PER_SECOND: u64 = 1_000;
+
 /// Checks done under one lock acquisition by the sweep, so a large `max_checks` does not hold
 /// one shard for long. 128 checks take a few microseconds.
 pub(crate) const SWEEP_CHECKS_PER_LOCK: usize = 128;
@@ -56,6 +59,53 @@ pub(crate) fn remaining(raw: u64, now: u64) -> Option<Duration> {
     decode(raw).map(|at| Duration::from_millis(at.saturating_sub(now)))
 }
 
+/// One slot of a shard's expiring index: an entry's slab position and a lower bound of its
+/// expiry time in whole unix seconds. Kept next to the position, the bound lets the sweep
+/// pass over an entry that expires in a later second without reading the entry, which
+/// would cost a cache miss: the bulk of a sweep's work when most entries are live.
+///
+/// The bound is exact (the expiry's second, saturating at `u32::MAX`) when the slot is
+/// made. A later expiry leaves it as it is, still a lower bound, so an overwrite that renews
+/// a TTL does not touch the index; an earlier expiry lowers it. The sweep catches up the
+/// bound of a live entry it had to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ExpiringSlot {
+    pub(crate) pos: u32,
+    /// At most the entry's expiry second.
+    expire_secs: u32,
+}
+
+impl ExpiringSlot {
+    /// The slot of the entry at `pos`, whose stored expiry is `raw`.
+    pub(crate) fn new(pos: u32, raw: u64) -> Self {
+        Self {
+            pos,
+            expire_secs: second_of(raw),
+        }
+    }
+
+    /// Whether the entry is certainly live at `now`: it expires in a later second. When
+    /// not, only the entry itself can tell.
+    pub(crate) fn is_live_at(self, now: u64) -> bool {
+        now / MILLIS_PER_SECOND < u64::from(self.expire_secs)
+    }
+
+    /// Keeps the bound valid for the entry's new, earlier expiry `raw`.
+    pub(crate) fn lower_to(&mut self, raw: u64) {
+        self.expire_secs = self.expire_secs.min(second_of(raw));
+    }
+
+    /// Makes the bound exact again for the entry's expiry `raw`.
+    pub(crate) fn refresh(&mut self, raw: u64) {
+        self.expire_secs = second_of(raw);
+    }
+}
+
+/// The unix second a stored expiry falls in, saturating.
+fn second_of(raw: u64) -> u32 {
+    u32::try_from(raw / MILLIS_PER_SECOND).unwrap_or(u32::MAX)
+}
+
 /// How one sweep step in a shard went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SweepStep {
@@ -74,7 +124,8 @@ impl<K, V> Shard<K, V> {
     /// checked in this pass (or added since), so every entry is checked once per pass and
     /// the share of checks that find an expired entry is the share of expired entries in
     /// the part not yet walked. Entries added during a pass wait for the next one; entries
-    /// moved below the cursor by removals elsewhere are checked twice.
+    /// moved below the cursor by removals elsewhere are checked twice. A check reads the
+    /// entry only when its slot's bound (see [`ExpiringSlot`]) says it may have expired.
     pub(crate) fn sweep(&mut self, now: u64, limit: usize, out: &mut Removals<K, V>) -> SweepStep {
         let mut step = SweepStep {
             checked: 0,
@@ -90,15 +141,20 @@ impl<K, V> Shard<K, V> {
         while step.checked < limit && cursor > 0 {
             cursor -= 1;
             step.checked += 1;
-            let Some(pos) = self.expiring_at(cursor) else {
+            let Some(slot) = self.expiring_slot(cursor) else {
                 continue;
             };
-            if self.node(pos).is_some_and(|n| is_expired(n.expire_at, now)) {
-                if let Some(node) = self.remove(pos) {
-                    self.stats().record_expiration();
-                    out.push((node.key, node.value, RemovalCause::Expired));
-                    step.removed += 1;
-                }
+            if slot.is_live_at(now) {
+                continue;
+            }
+            let raw = self.node(slot.pos).map_or(NO_EXPIRY, |n| n.expire_at);
+            if !is_expired(raw, now) {
+                // Its TTL was renewed since the bound was set.
+                self.refresh_expiring(cursor, raw);
+            } else if let Some(node) = self.remove(slot.pos) {
+                self.stats().record_expiration();
+                out.push((node.key, node.value, RemovalCause::Expired));
+                step.removed += 1;
             }
         }
         self.sweep_cursor = cursor;
@@ -111,7 +167,10 @@ impl<K, V> Shard<K, V> {
         let mut entries = 0;
         let mut weight = 0u64;
         for i in 0..self.expiring_len() {
-            let node = self.expiring_at(i).and_then(|pos| self.node(pos));
+            let node = self
+                .expiring_slot(i)
+                .filter(|slot| !slot.is_live_at(now))
+                .and_then(|slot| self.node(slot.pos));
             if let Some(n) = node.filter(|n| is_expired(n.expire_at, now)) {
                 entries += 1;
                 weight = weight.saturating_add(n.weight);
@@ -235,5 +294,53 @@ mod tests {
         assert_eq!(shard.expired_usage(10), (2, 2));
         assert_eq!(shard.expired_usage(4), (0, 0));
         assert_eq!(shard.expiring_len(), 3);
+    }
+
+    #[test]
+    fn a_slot_passes_over_entries_that_expire_in_a_later_second() {
+        // (expiry, now, certainly live)
+        let cases = [
+            (5_000, 4_999, true),
+            (5_000, 5_000, false),
+            (5_999, 5_000, false),
+            (6_000, 5_999, true),
+            (u64::MAX, 1_700_000_000_000, true),
+            (u64::MAX, u64::MAX, false),
+        ];
+        for (raw, now, live) in cases {
+            assert_eq!(
+                ExpiringSlot::new(1, raw).is_live_at(now),
+                live,
+                "{raw} {now}"
+            );
+        }
+        let mut slot = ExpiringSlot::new(1, 9_000);
+        slot.lower_to(20_000);
+        assert!(!slot.is_live_at(9_500), "a later expiry keeps the bound");
+        slot.lower_to(3_000);
+        assert!(!slot.is_live_at(3_000), "an earlier one lowers it");
+        slot.refresh(20_000);
+        assert!(slot.is_live_at(19_999));
+    }
+
+    #[test]
+    fn the_sweep_finds_entries_whose_expiry_moved_either_way() {
+        let mut shard = shard_with(&[5_000, 5_000, 9_000]);
+        let pos = |shard: &Shard<u32, ()>, key: u32| shard.find(u64::from(key) << 32, &key);
+        // Renewed: the bound stays at second 5, the entry lives until 20 s.
+        if let Some(p) = pos(&shard, 0) {
+            shard.set_expiry(p, 20_000);
+        }
+        // Shortened: the bound drops to second 1.
+        if let Some(p) = pos(&shard, 2) {
+            shard.set_expiry(p, 1_500);
+        }
+        let mut out = Removals::new();
+        assert_eq!(shard.sweep(2_000, 10, &mut out).removed, 1);
+        assert_eq!(out.drain().map(|(k, _, _)| k).collect::<Vec<_>>(), [2]);
+        assert_eq!(shard.sweep(6_000, 10, &mut out).removed, 1);
+        assert_eq!(out.drain().map(|(k, _, _)| k).collect::<Vec<_>>(), [1]);
+        assert_eq!(shard.expiring_len(), 1);
+        assert_eq!(shard.sweep(20_000, 10, &mut out).removed, 1);
     }
 }
