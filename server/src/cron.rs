@@ -4,16 +4,17 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use cachalot_store::ExpirySchedule;
+use cachalot_store::{ExpirySchedule, ExpiryStep};
 use tokio_util::sync::CancellationToken;
 
 use crate::node::Node;
 
 /// Runs until `shutdown` is cancelled.
 pub async fn run(node: Arc<Node>, hz: u32, shutdown: CancellationToken) {
-    // The store's schedule decides how much each tick sweeps; this loop only fires ticks,
-    // times the steps (the budget is the time the sweep itself takes, so std's clock, not
-    // tokio's, which tests pause) and yields between them, so connections run in between.
+    // The store's schedule decides how much each tick samples and sweeps; this loop only
+    // fires ticks, times the steps (the budget is the time the sweep itself takes, so
+    // std's clock, not tokio's, which tests pause) and yields between them, so connections
+    // run in between.
     let schedule = ExpirySchedule::new(hz);
     let mut timer = tokio::time::interval(schedule.period());
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -24,9 +25,12 @@ pub async fn run(node: Arc<Node>, hz: u32, shutdown: CancellationToken) {
         }
         node.sample_ops();
         let mut tick = schedule.tick();
-        while let Some(checks) = tick.next_step() {
+        while let Some(step) = tick.next_step() {
             let started = Instant::now();
-            let removed = node.store.sweep_expired(checks);
+            let removed = match step {
+                ExpiryStep::Sample(samples) => node.store.sample_expired(samples),
+                ExpiryStep::Sweep(checks) => node.store.sweep_expired(checks),
+            };
             tick.record(removed, started.elapsed());
             tokio::task::yield_now().await;
         }

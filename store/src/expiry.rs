@@ -14,7 +14,7 @@ use crate::clock::duration_to_millis;
 use crate::policy::RemovalCause;
 use crate::shard::{Removals, Shard};
 
-pub use schedule::{ExpirySchedule, ExpiryTick};
+pub use schedule::{ExpirySchedule, ExpiryStep, ExpiryTick};
 
 /// The stored form of "no expiry". Unambiguous because an expiry time `<= now` is never
 /// stored (the entry is removed instead) and `now >= 0`.
@@ -22,6 +22,12 @@ pub(crate) const NO_EXPIRY: u64 = 0;
 
 /// Milliseconds per second, for the whole-second expiry bounds of [`ExpiringSlot`].
 const MILLIS_PER_SECOND: u64 = 1_000;
+
+/// Random samples taken under one lock acquisition by
+/// [`Cache::sample_expired`](crate::Cache::sample_expired): each costs a cache miss or
+/// two, so 32 take a few microseconds, and a sample of a few hundred spreads over the
+/// shards.
+pub(crate) const SAMPLES_PER_LOCK: usize = 32;
 
 /// Checks done under one lock acquisition by the sweep, so a large `max_checks` does not hold
 /// one shard for long. 128 checks take a few microseconds.
@@ -161,6 +167,31 @@ impl<K, V> Shard<K, V> {
         step
     }
 
+    /// Looks at `samples` entries of the expiring index picked at random (repeats
+    /// possible), removing the expired ones into `out`; returns how many it removed. An
+    /// empty index gives nothing.
+    pub(crate) fn sample_expired(
+        &mut self,
+        now: u64,
+        samples: usize,
+        out: &mut Removals<K, V>,
+    ) -> usize {
+        let mut removed = 0;
+        for _ in 0..samples {
+            let Some(pos) = self.random_expiring() else {
+                break;
+            };
+            if self.node(pos).is_some_and(|n| is_expired(n.expire_at, now)) {
+                if let Some(node) = self.remove(pos) {
+                    self.stats().record_expiration();
+                    out.push((node.key, node.value, RemovalCause::Expired));
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
     /// Count and total weight of the entries expired at `now` but still stored, found by
     /// walking the whole expiring index without removing anything.
     pub(crate) fn expired_usage(&self, now: u64) -> (u64, u64) {
@@ -286,6 +317,16 @@ mod tests {
         let rest = shard.sweep(10, 10, &mut out);
         assert_eq!((rest.checked, rest.removed, shard.sweep_cursor), (2, 2, 0));
         assert_eq!(shard.sweep(10, 10, &mut out).removed, 1);
+    }
+
+    #[test]
+    fn samples_remove_the_expired_entries_they_meet() {
+        let mut shard = shard_with(&[5, 5, 5, 5]);
+        let mut out = Removals::new();
+        assert_eq!(shard.sample_expired(4, 100, &mut out), 0);
+        assert_eq!(shard.sample_expired(10, 100, &mut out), 4);
+        assert_eq!(shard.expiring_len(), 0);
+        assert_eq!(shard.sample_expired(10, 100, &mut out), 0);
     }
 
     #[test]

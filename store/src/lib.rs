@@ -104,7 +104,8 @@
 //!   into `allkeys-tinylfu`.
 //! - Expiry is lazy (any access to an expired entry removes it) plus
 //!   [`Cache::sweep_expired`], a bounded incremental sweep the owner calls periodically,
-//!   at the cadence an [`ExpirySchedule`] gives.
+//!   steered by random samples ([`Cache::sample_expired`]) at the cadence an
+//!   [`ExpirySchedule`] gives.
 //! - The removal listener is called once per entry that leaves the cache, after the shard
 //!   lock is released. Closures passed to reads, `compute` and `scan`, and the weigher, run
 //!   under the shard lock and must not call back into the cache.
@@ -133,6 +134,6 @@ pub use cache::{Cache, CacheBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use entry::{Entry, EntryInfo};
 pub use error::Error;
-pub use expiry::{ExpirySchedule, ExpiryTick};
+pub use expiry::{ExpirySchedule, ExpiryStep, ExpiryTick};
 pub use policy::{Policy, RemovalCause};
 pub use stats::CacheStats;

@@ -527,6 +527,26 @@ fn expired_usage_counts_expired_entries_without_removing_them() {
 }
 
 #[test]
+fn sampling_removes_the_expired_entries_it_meets() {
+    let (cache, clock, log) = cache_with(|b| b.shards(4));
+    for i in 0..100 {
+        cache
+            .insert_with_ttl(format!("k{i}"), s("v"), Duration::from_millis(10))
+            .expect("fits");
+    }
+    cache.insert(s("forever"), s("v")).expect("fits");
+    assert_eq!(cache.sample_expired(1_000), 0);
+    clock.advance(Duration::from_millis(10));
+    let removed = cache.sample_expired(64);
+    assert!((1..=64).contains(&removed), "{removed}");
+    assert_eq!(cache.len(), 101 - removed as u64);
+    let log = taken(&log);
+    assert_eq!(log.len(), removed);
+    assert!(log.iter().all(|(_, _, c)| *c == RemovalCause::Expired));
+    assert_eq!(cache.sample_expired(0), 0);
+}
+
+#[test]
 fn the_sweep_is_fast_for_a_thousand_checks() {
     let (cache, clock, _) = plain();
     for i in 0..20_000 {

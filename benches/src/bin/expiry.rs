@@ -12,7 +12,8 @@
 //! Time is a [`ManualClock`] moved one millisecond at a time, with `rate / 1000` writes in
 //! each. Every [`ExpirySchedule::period`] of that clock a tick runs exactly as the server's
 //! cron runs it (the same schedule, steps and budgets, minus the yields); each step, one
-//! [`Cache::sweep_expired`] call, is timed with [`Instant`]. A step is what the node runs
+//! [`Cache::sample_expired`] or [`Cache::sweep_expired`] call, is timed with [`Instant`]
+//! ("checks/s" counts the sweep's checks, "removed/s" both). A step is what the node runs
 //! between two yields, so its duration bounds both the pause the sweep causes and each of
 //! its shard lock holds. The writes keep to the simulated rate however long the sweep
 //! takes; "sweep CPU" is the sweep's real time over the simulated time.
@@ -43,7 +44,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cachalot_benches::table::render;
-use cachalot_store::{Cache, ExpirySchedule, ManualClock, Policy};
+use cachalot_store::{Cache, ExpirySchedule, ExpiryStep, ManualClock, Policy};
 use clap::Parser;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -389,10 +390,13 @@ where
     let mut tick = schedule.tick();
     let (mut checked, mut reclaimed) = (0, 0);
     let mut spent = Duration::ZERO;
-    while let Some(checks) = tick.next_step() {
+    while let Some(step) = tick.next_step() {
         let delay_before = delay.read();
         let started = Instant::now();
-        let removed = cache.sweep_expired(checks);
+        let removed = match step {
+            ExpiryStep::Sample(samples) => cache.sample_expired(samples),
+            ExpiryStep::Sweep(checks) => cache.sweep_expired(checks),
+        };
         let took = started.elapsed();
         let delay_after = delay.read();
         let on_cpu = match (delay_before, delay_after) {
@@ -406,7 +410,10 @@ where
         tick.record(removed, charged);
         spent += took;
         reclaimed += removed as u64;
-        let checks = checks as u64;
+        let checks = match step {
+            ExpiryStep::Sweep(checks) => checks as u64,
+            ExpiryStep::Sample(_) => 0,
+        };
         checked += checks;
         if let Some(o) = out.as_deref_mut() {
             o.steps.push(took);
