@@ -2,5 +2,6 @@
 //! harness (`compare`), the hit-ratio harness (`hitratio`) and the active expiry
 //! measurement (`expiry`).
 
+pub mod expiry;
 pub mod table;
 pub mod trace;
