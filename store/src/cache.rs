@@ -28,6 +28,7 @@ use crate::shard::{Removals, Shard};
 use crate::stats::{CacheStats, LfuConfig, ShardStats};
 
 pub use builder::CacheBuilder;
+pub use keyspace::ExpiredUsage;
 
 pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u64 + Send + Sync>;
 pub(crate) type Listener<K, V> = Box<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
@@ -67,7 +68,8 @@ pub(crate) struct Inner<K, V> {
     pub(crate) lfu: LfuConfig,
     /// `entry_overhead::<K, V>()`, computed once.
     pub(crate) overhead: u64,
-    /// Round-robin position of the active sweep (a shard index, modulo the shard count).
+    /// Round-robin position of the active sweep (a shard index, modulo the shard count);
+    /// every lock hold of the sweep takes one and advances it.
     pub(crate) sweep_shard: AtomicUsize,
 }
 

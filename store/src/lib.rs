@@ -67,7 +67,8 @@
 //! - `entry`: [`Entry`] (the `compute` view) and [`EntryInfo`].
 //! - `policy`: [`Policy`], [`RemovalCause`] and victim selection, one file per family.
 //! - `memory`: weights, totals and the bound-enforcing eviction loop.
-//! - `expiry`: expiry times and the incremental sweep.
+//! - `expiry`: expiry times, the incremental sweep and [`ExpirySchedule`], the cadence to
+//!   run it at.
 //! - `stats`: per-entry recency and Redis's LFU counter, the TinyLFU frequency sketch, and
 //!   which of them each policy keeps up to date; per-shard counters, [`CacheStats`].
 //! - `clock`: [`Clock`], [`SystemClock`], [`ManualClock`].
@@ -103,7 +104,9 @@
 //!   switching into `allkeys-lru`, and the segments (with an empty sketch) when switching
 //!   into `allkeys-tinylfu`.
 //! - Expiry is lazy (any access to an expired entry removes it) plus
-//!   [`Cache::sweep_expired`], a bounded incremental sweep the owner calls periodically.
+//!   [`Cache::sweep_expired`], a bounded incremental sweep the owner calls periodically,
+//!   steered by random samples ([`Cache::sample_expired`]) at the cadence an
+//!   [`ExpirySchedule`] gives.
 //! - The removal listener is called once per entry that leaves the cache, after the shard
 //!   lock is released. Closures passed to reads, `compute` and `scan`, and the weigher, run
 //!   under the shard lock and must not call back into the cache.
@@ -126,9 +129,12 @@ mod policy;
 mod shard;
 mod stats;
 
+#[doc(hidden)]
+pub use cache::ExpiredUsage;
 pub use cache::{Cache, CacheBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use entry::{Entry, EntryInfo};
 pub use error::Error;
+pub use expiry::{ExpirySchedule, ExpiryStep, ExpiryTick};
 pub use policy::{Policy, RemovalCause};
 pub use stats::CacheStats;

@@ -13,7 +13,8 @@
 //!   lists (through the same links as the LRU list, never kept at the same time) and the
 //!   shard's frequency sketch ([`tiny_lfu`]).
 //! - `expiring`: the positions of entries with an expiry (Redis's `expires` dict), each entry
-//!   knowing its place in it, for O(1) add/remove, counting and sampling.
+//!   knowing its place in it, for O(1) add/remove, counting and sampling; each position
+//!   comes with a lower bound of the entry's expiry second, for the sweep.
 
 pub(crate) mod lru_list;
 mod removal;
@@ -28,6 +29,7 @@ use hashbrown::{HashMap, HashTable};
 use rand::rngs::StdRng;
 use rand::Rng;
 
+use crate::expiry::{ExpiringSlot, NO_EXPIRY};
 use crate::memory::Usage;
 use crate::stats::{Access, LfuConfig, ShardStats, Tracking};
 use lru_list::LruList;
@@ -137,8 +139,9 @@ pub(crate) struct Shard<K, V> {
     /// Entries this shard is meant to hold (the cache's entry bound over its shards), if
     /// the cache has an entry bound: sizes the W-TinyLFU sketch and segments.
     entry_capacity: Option<u32>,
-    /// Positions of entries that have an expiry, in no particular order.
-    expiring: Vec<u32>,
+    /// The entries that have an expiry, in no particular order: their positions, each
+    /// with a lower bound of its expiry second.
+    expiring: Vec<ExpiringSlot>,
     /// Where the active sweep resumes in `expiring`.
     pub(crate) sweep_cursor: usize,
     /// Where the eviction sampler's slab walk resumes (see `policy::walk`).
@@ -182,7 +185,7 @@ impl<K, V> Shard<K, V> {
     /// Bytes of index structures per entry beyond its slab slot: one table slot, one control
     /// byte, one expiring-index slot.
     pub(crate) const INDEX_BYTES_PER_ENTRY: usize =
-        std::mem::size_of::<u32>() + 1 + std::mem::size_of::<u32>();
+        std::mem::size_of::<u32>() + 1 + std::mem::size_of::<ExpiringSlot>();
 
     /// Bytes of one slab position.
     pub(crate) const fn slot_bytes() -> usize {
@@ -209,7 +212,19 @@ impl<K, V> Shard<K, V> {
 
     /// The position held at `i` in the expiring index.
     pub(crate) fn expiring_at(&self, i: usize) -> Option<u32> {
+        self.expiring.get(i).map(|slot| slot.pos)
+    }
+
+    /// The slot at `i` in the expiring index.
+    pub(crate) fn expiring_slot(&self, i: usize) -> Option<ExpiringSlot> {
         self.expiring.get(i).copied()
+    }
+
+    /// Makes the bound of the slot at `i` exact again for its entry's expiry `raw`.
+    pub(crate) fn refresh_expiring(&mut self, i: usize, raw: u64) {
+        if let Some(slot) = self.expiring.get_mut(i) {
+            slot.refresh(raw);
+        }
     }
 
     pub(crate) fn stats(&self) -> &ShardStats {
@@ -362,7 +377,7 @@ impl<K, V> Shard<K, V> {
     ) -> Result<u32, Node<K, V>> {
         let h32 = node.hash32();
         node.access = Access::new(now_millis, self.count_frequency);
-        let expiring = node.expire_at != crate::expiry::NO_EXPIRY;
+        let expiring = node.expire_at != NO_EXPIRY;
         let pos = self.slab.insert(node)?;
         self.store_weight(pos, weight);
         let slab = &self.slab;
@@ -445,9 +460,17 @@ impl<K, V> Shard<K, V> {
         let Some(node) = self.slab.get_mut(pos) else {
             return;
         };
-        let was = node.expire_at != crate::expiry::NO_EXPIRY;
-        node.expire_at = raw;
-        let is = raw != crate::expiry::NO_EXPIRY;
+        let old = std::mem::replace(&mut node.expire_at, raw);
+        let was = old != NO_EXPIRY;
+        let is = raw != NO_EXPIRY;
+        if was && is && raw < old {
+            // Only an earlier expiry can break the slot's lower bound; a renewed TTL leaves
+            // the index untouched.
+            let i = node.expiring_pos as usize;
+            if let Some(slot) = self.expiring.get_mut(i) {
+                slot.lower_to(raw);
+            }
+        }
         if was != is {
             if was {
                 self.expiring_remove(pos);
@@ -487,7 +510,7 @@ impl<K, V> Shard<K, V> {
             return None;
         }
         let i = self.rng.gen_range(0..n);
-        self.expiring.get(i).copied()
+        self.expiring_at(i)
     }
 
     fn publish(&self) {
@@ -501,7 +524,7 @@ impl<K, V> Shard<K, V> {
         };
         if let Some(node) = self.slab.get_mut(pos) {
             node.expiring_pos = i;
-            self.expiring.push(pos);
+            self.expiring.push(ExpiringSlot::new(pos, node.expire_at));
         }
     }
 
@@ -514,8 +537,8 @@ impl<K, V> Shard<K, V> {
             return;
         }
         self.expiring.swap_remove(i);
-        if let Some(&moved) = self.expiring.get(i) {
-            if let Some(m) = self.slab.get_mut(moved) {
+        if let Some(moved) = self.expiring.get(i) {
+            if let Some(m) = self.slab.get_mut(moved.pos) {
                 m.expiring_pos = i as u32;
             }
         }

@@ -510,6 +510,49 @@ fn the_sweep_removes_expired_keys_in_bounded_steps() {
 }
 
 #[test]
+fn expired_usage_counts_expired_entries_without_removing_them() {
+    let (cache, clock, log) = cache_with(|b| b.shards(4));
+    for i in 0..10 {
+        let ttl = Duration::from_millis(if i < 4 { 10 } else { 20 });
+        cache
+            .insert_with_ttl(format!("k{i}"), s("v"), ttl)
+            .expect("fits");
+    }
+    cache.insert(s("forever"), s("v")).expect("fits");
+    let per_entry = 3 + cache.entry_overhead_bytes();
+    assert_eq!(cache.expired_usage().entries, 0);
+    clock.advance(Duration::from_millis(10));
+    let usage = cache.expired_usage();
+    assert_eq!((usage.entries, usage.weight), (4, 4 * per_entry));
+    clock.advance(Duration::from_millis(10));
+    assert_eq!(cache.expired_usage().entries, 10);
+    assert_eq!(cache.len(), 11);
+    assert!(taken(&log).is_empty());
+    assert_eq!(cache.sweep_expired(1_000), 10);
+    assert_eq!(cache.expired_usage().entries, 0);
+}
+
+#[test]
+fn sampling_removes_the_expired_entries_it_meets() {
+    let (cache, clock, log) = cache_with(|b| b.shards(4));
+    for i in 0..100 {
+        cache
+            .insert_with_ttl(format!("k{i}"), s("v"), Duration::from_millis(10))
+            .expect("fits");
+    }
+    cache.insert(s("forever"), s("v")).expect("fits");
+    assert_eq!(cache.sample_expired(1_000), 0);
+    clock.advance(Duration::from_millis(10));
+    let removed = cache.sample_expired(64);
+    assert!((1..=64).contains(&removed), "{removed}");
+    assert_eq!(cache.len(), 101 - removed as u64);
+    let log = taken(&log);
+    assert_eq!(log.len(), removed);
+    assert!(log.iter().all(|(_, _, c)| *c == RemovalCause::Expired));
+    assert_eq!(cache.sample_expired(0), 0);
+}
+
+#[test]
 fn the_sweep_is_fast_for_a_thousand_checks() {
     let (cache, clock, _) = plain();
     for i in 0..20_000 {

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cachalot_benches::table::render;
 use cachalot_benches::trace::{self, Trace, Workload};
 use cachalot_store::{Cache, ManualClock, Policy};
 use clap::Parser;
@@ -306,41 +307,6 @@ fn check_bound(trace: &str, capacity: usize, who: Contender, out: &Outcome) {
     }
 }
 
-/// A table as rows of cells, rendered as markdown or as aligned plain text.
-fn render(rows: &[Vec<String>], markdown: bool) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |row: &Vec<String>| {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(s, w)| format!("{s:<w$}"))
-            .collect();
-        if markdown {
-            format!("| {} |\n", cells.join(" | "))
-        } else {
-            format!("{}\n", cells.join("  ").trim_end())
-        }
-    };
-    let mut out = String::new();
-    for (i, row) in rows.iter().enumerate() {
-        out.push_str(&line(row));
-        if i == 0 && markdown {
-            let rule: Vec<String> = widths.iter().map(|w| "-".repeat((*w).max(3))).collect();
-            out.push_str(&format!("|-{}-|\n", rule.join("-|-")));
-        }
-    }
-    out
-}
-
 /// The per-cell table: miss ratio of each contender and its ratio to OPT's.
 fn cell_table(results: &[TraceResult], contenders: &[Contender], opt: usize) -> Vec<Vec<String>> {
     let mut header = vec!["trace".to_owned(), "size".to_owned(), "entries".to_owned()];
@@ -587,18 +553,5 @@ mod tests {
     fn capacities_are_shares_of_distinct_keys_and_at_least_one() {
         assert_eq!(capacities(65_651, &[0.1, 1.0, 10.0]), [66, 657, 6_565]);
         assert_eq!(capacities(10, &[0.1]), [1]);
-    }
-
-    #[test]
-    fn markdown_tables_have_a_header_rule() {
-        let rows = vec![
-            vec!["a".to_owned(), "bb".to_owned()],
-            vec!["ccc".to_owned(), "d".to_owned()],
-        ];
-        assert_eq!(
-            render(&rows, true),
-            "| a   | bb |\n|-----|-----|\n| ccc | d  |\n"
-        );
-        assert_eq!(render(&rows, false), "a    bb\nccc  d\n");
     }
 }

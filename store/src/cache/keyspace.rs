@@ -6,9 +6,19 @@ use std::sync::atomic::Ordering;
 use rand::Rng;
 
 use super::Cache;
-use crate::expiry::{self, SWEEP_CHECKS_PER_LOCK};
+use crate::expiry::{self, SAMPLES_PER_LOCK, SWEEP_CHECKS_PER_LOCK};
 use crate::policy::{select_victim, Policy, RemovalCause};
 use crate::shard::Removals;
+
+/// What [`Cache::expired_usage`] found.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExpiredUsage {
+    /// Entries past their expiry time, still stored.
+    pub entries: u64,
+    /// Their weights' sum (weigher's numbers plus per-entry overhead).
+    pub weight: u64,
+}
 
 /// Shards tried by [`Cache::random_key`] before giving up on a keyspace of expired keys.
 const RANDOM_KEY_ATTEMPTS: usize = 16;
@@ -85,13 +95,20 @@ where
 
     /// One bounded step of active expiry: checks up to `max_checks` entries that have an
     /// expiry, removing the expired ones (reported `Expired`), and returns how many it
-    /// removed. Successive calls resume where the last one stopped, round-robin over the
-    /// shards, so repeated calls eventually check every expiring entry.
+    /// removed. Successive calls resume where the last one stopped, so repeated calls
+    /// eventually check every expiring entry; [`ExpirySchedule`](crate::ExpirySchedule)
+    /// says how often and how much to call it.
     ///
-    /// Work is bounded by `max_checks` (an empty shard counts as one check) and locks are
-    /// held for at most 128 checks at a time; `max_checks = 1000` takes well under a
-    /// millisecond. Like Redis's active expire cycle, a caller that sees a high
-    /// removed/checked ratio can simply call again.
+    /// Work is bounded by `max_checks` (an empty shard counts as one check). Locks are held
+    /// for at most 128 checks at a time, and each lock hold moves on to the next shard, so
+    /// every shard's pass over its entries advances at the same pace. A check costs a few
+    /// nanoseconds when the index shows the entry expires in a later second, and a removal
+    /// about a microsecond, so `max_checks = 256` takes well under a millisecond.
+    ///
+    /// The share of a step's checks that removed says little about the whole cache: each
+    /// shard's index holds its newest entries at its end, where a pass starts, so a pass
+    /// meets few expired entries first and many last. [`sample_expired`](Self::sample_expired)
+    /// tells how far behind the sweep is.
     pub fn sweep_expired(&self, max_checks: usize) -> usize {
         let inner = &*self.inner;
         let now = inner.now();
@@ -99,25 +116,58 @@ where
         let mut removed = 0;
         let mut out = Removals::new();
         while budget > 0 {
-            let raw = inner.sweep_shard.load(Ordering::Relaxed);
+            // Concurrent sweepers take different shards.
+            let shard_i = inner.sweep_shard.fetch_add(1, Ordering::Relaxed);
             let step = {
-                let mut shard = inner.lock(raw);
+                let mut shard = inner.lock(shard_i);
                 shard.sweep(now, budget.min(SWEEP_CHECKS_PER_LOCK), &mut out)
             };
             inner.notify(&mut out);
             removed += step.removed;
             budget = budget.saturating_sub(step.checked.max(1));
-            if step.wrapped {
-                // Another sweeper may have moved on already; then leave its position.
-                let _ = inner.sweep_shard.compare_exchange(
-                    raw,
-                    raw.wrapping_add(1),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
-            }
         }
         removed
+    }
+
+    /// Looks at `samples` entries that have an expiry, picked at random, removes the expired
+    /// ones (reported `Expired`) and returns how many it removed: over `samples`, an
+    /// unbiased estimate of the share of entries with an expiry that are expired, which is
+    /// what [`ExpirySchedule`](crate::ExpirySchedule) acts on (Redis's active expire cycle
+    /// samples likewise). Shards are visited in turn from a random one, 32 samples per lock
+    /// hold; within a shard, entries are drawn uniformly (with repeats). An empty shard
+    /// counts its samples as live.
+    pub fn sample_expired(&self, samples: usize) -> usize {
+        let inner = &*self.inner;
+        let now = inner.now();
+        let mut left = samples;
+        let mut removed = 0;
+        let mut out = Removals::new();
+        let mut shard_i = rand::thread_rng().gen_range(0..inner.shards.len());
+        while left > 0 {
+            let take = left.min(SAMPLES_PER_LOCK);
+            removed += inner.lock(shard_i).sample_expired(now, take, &mut out);
+            inner.notify(&mut out);
+            left -= take;
+            shard_i += 1;
+        }
+        removed
+    }
+
+    /// Entries that are expired but not removed yet, and their total weight: what the
+    /// active sweep has still to reclaim. For benchmarks and diagnostics, not the request
+    /// path: it walks every shard's whole expiring index, holding each shard's lock for its
+    /// walk, and removes nothing. Not a snapshot when other threads write meanwhile.
+    #[doc(hidden)]
+    pub fn expired_usage(&self) -> ExpiredUsage {
+        let inner = &*self.inner;
+        let now = inner.now();
+        let mut total = ExpiredUsage::default();
+        for i in 0..inner.shards.len() {
+            let (entries, weight) = inner.lock(i).expired_usage(now);
+            total.entries += entries;
+            total.weight = total.weight.saturating_add(weight);
+        }
+        total
     }
 
     /// A random live key (Redis's `RANDOMKEY`): a shard picked with probability proportional

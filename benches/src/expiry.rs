@@ -1,0 +1,494 @@
+//! The expiry harness (`src/bin/expiry.rs`): a workload of keys with TTLs that nobody
+//! reads, run against the store on a manual clock while the active sweep runs on the
+//! server's schedule, and what it measures (the memory held by expired entries, each sweep
+//! step's duration).
+//!
+//! Everything here is deterministic for a seed except the time measurements: the sweep's
+//! work depends on how long its steps take (its budget is time).
+
+use std::fs::File;
+use std::os::unix::fs::FileExt as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cachalot_store::{Cache, ExpirySchedule, ExpiryStep, ManualClock, Policy};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Start of the manual clock (unix ms, November 2023): any fixed time works.
+const CLOCK_START_MILLIS: u64 = 1_700_000_000_000;
+
+/// Where Linux reports the calling thread's scheduler statistics: time on CPU, time
+/// waiting to run (the run delay) and timeslices, in nanoseconds.
+const SCHEDSTAT_PATH: &str = "/proc/thread-self/schedstat";
+
+/// Where Linux reports CPU time by kind; its first line sums all CPUs.
+const PROC_STAT_PATH: &str = "/proc/stat";
+
+/// Clock ticks per second of `/proc/stat` (`USER_HZ`): 100 on every mainstream Linux
+/// architecture.
+const USER_HZ: u64 = 100;
+
+/// Room for that file's one line: three decimal `u64`s.
+const SCHEDSTAT_BYTES: usize = 64;
+
+/// Bytes a key weighs: keys are `u64`s, standing for short string keys.
+const KEY_BYTES: u64 = 8;
+
+/// One run's settings.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Live keys wanted in steady state.
+    pub keys: u64,
+    /// Writes per simulated second.
+    pub rate: u64,
+    /// Share of writes that overwrite a persistent key.
+    pub persistent: f64,
+    /// TTLs of the other writes.
+    pub ttl: TtlRange,
+    /// Bulk loads on top of the writes, if any.
+    pub batch: Option<Batch>,
+    /// Value sizes in bytes, uniform in `(min, max)` inclusive.
+    pub value_bytes: (usize, usize),
+    /// Simulated seconds before measuring.
+    pub warmup_secs: u64,
+    /// Simulated seconds measured.
+    pub measure_secs: u64,
+    /// Simulated milliseconds between two samples of the expired share.
+    pub sample_ms: u64,
+    /// Expiry ticks per simulated second.
+    pub hz: u32,
+    /// The store's eviction policy (no bound is set).
+    pub policy: Policy,
+    /// Shards, or the engine's default.
+    pub shards: Option<usize>,
+    /// Whether to read the run delay around each step.
+    pub run_delay: bool,
+    /// Whether the budget counts wall time even when the run delay is known.
+    pub wall_budget: bool,
+    /// Whether to print every sample to stderr.
+    pub series: bool,
+    /// Seed of the workload.
+    pub seed: u64,
+}
+
+/// Keys written at once, with one TTL, at a fixed interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batch {
+    /// Keys per batch.
+    pub keys: u64,
+    /// Simulated seconds between two batches.
+    pub every_secs: u64,
+    /// The batch's TTL, in seconds.
+    pub ttl_secs: u64,
+}
+
+/// TTLs drawn log-uniformly between two bounds, in milliseconds: as many 1–2 s TTLs as
+/// 30–60 s ones.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TtlRange {
+    /// Shortest TTL.
+    pub min_millis: f64,
+    /// Longest TTL.
+    pub max_millis: f64,
+}
+
+impl TtlRange {
+    /// TTLs between `min_secs` and `max_secs`.
+    ///
+    /// # Errors
+    /// When `min_secs` is under a millisecond or above `max_secs`.
+    pub fn new(min_secs: f64, max_secs: f64) -> Result<Self, String> {
+        if !(min_secs >= 0.001 && max_secs >= min_secs && max_secs.is_finite()) {
+            return Err(format!(
+                "TTLs must satisfy 0.001 <= min ({min_secs}) <= max ({max_secs})"
+            ));
+        }
+        Ok(Self {
+            min_millis: min_secs * 1_000.0,
+            max_millis: max_secs * 1_000.0,
+        })
+    }
+
+    /// One TTL, in whole milliseconds.
+    pub fn sample(self, rng: &mut impl Rng) -> Duration {
+        let (lo, hi) = (self.min_millis.ln(), self.max_millis.ln());
+        let millis = (lo + rng.gen::<f64>() * (hi - lo)).exp();
+        Duration::from_millis(millis.round() as u64)
+    }
+
+    /// Mean TTL in seconds: `(max − min) / ln(max / min)` for a log-uniform draw.
+    pub fn mean_secs(self) -> f64 {
+        let (lo, hi) = (self.min_millis, self.max_millis);
+        if hi - lo < 1.0 {
+            return lo / 1_000.0;
+        }
+        (hi - lo) / (hi / lo).ln() / 1_000.0
+    }
+}
+
+impl Scenario {
+    /// Keys with a TTL alive at any instant in steady state (Little's law).
+    pub fn volatile_keys(&self) -> u64 {
+        let written = self.rate as f64 * (1.0 - self.persistent) * self.ttl.mean_secs();
+        let batched = self.batch.map_or(0.0, |b| {
+            b.keys as f64 * b.ttl_secs as f64 / b.every_secs.max(1) as f64
+        });
+        (written + batched).round() as u64
+    }
+
+    /// Persistent keys: what the volatile keys leave of `keys`.
+    ///
+    /// # Errors
+    /// When the volatile keys alone outnumber `keys`, or persistent writes have no pool.
+    pub fn pool(&self) -> Result<u64, String> {
+        let volatile = self.volatile_keys();
+        let pool = self.keys.checked_sub(volatile).ok_or_else(|| {
+            format!(
+                "{} writes/s with {:.1} s mean TTL keep {volatile} keys with a TTL alive, \
+                 more than --keys {}; lower --rate or --max-ttl-secs",
+                self.rate,
+                self.ttl.mean_secs(),
+                self.keys
+            )
+        })?;
+        if pool == 0 && self.persistent > 0.0 {
+            return Err(format!(
+                "no room for persistent keys in --keys {}",
+                self.keys
+            ));
+        }
+        Ok(pool)
+    }
+}
+
+/// What one run measured (after the warm-up).
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Persistent keys the run kept.
+    pub pool: u64,
+    /// Per sample: live entries, expired entries, expired weight ÷ weighted size.
+    pub samples: Vec<(u64, u64, f64)>,
+    /// Duration of every sweep step.
+    pub steps: Vec<Duration>,
+    /// The same minus the run delay that fell in it; empty without schedstat.
+    pub on_cpu: Vec<Duration>,
+    /// Steps during which the thread waited for a CPU.
+    pub preempted: u64,
+    /// Sweep time of every tick (its steps' sum).
+    pub ticks: Vec<Duration>,
+    /// Entries the sweep steps checked.
+    pub checks: u64,
+    /// Entries the sample and sweep steps removed.
+    pub removed: u64,
+    /// Real time of the whole run, warm-up and sampling included.
+    pub wall: Duration,
+}
+
+/// Runs `s`: fills the persistent pool, then simulates its warm-up and measured time a
+/// millisecond at a time (the writes, then a tick every period, then a sample when due).
+///
+/// # Errors
+/// When the scenario does not fit ([`Scenario::pool`]) or the store refuses a write.
+pub fn run_scenario(s: &Scenario) -> Result<Outcome, String> {
+    let pool = s.pool()?;
+    let started = Instant::now();
+    let clock = Arc::new(ManualClock::new(CLOCK_START_MILLIS));
+    let mut builder = Cache::<u64, Box<[u8]>>::builder()
+        .policy(s.policy)
+        .weigher(|_, v| KEY_BYTES + v.len() as u64)
+        .clock(clock.clone());
+    if let Some(n) = s.shards {
+        builder = builder.shards(n);
+    }
+    let cache = builder.build().map_err(|e| e.to_string())?;
+    let mut rng = StdRng::seed_from_u64(s.seed);
+    let (vmin, vmax) = s.value_bytes;
+    let value = |rng: &mut StdRng| vec![0u8; rng.gen_range(vmin..=vmax)].into_boxed_slice();
+    for key in 0..pool {
+        cache
+            .insert(key, value(&mut rng))
+            .map_err(|e| e.to_string())?;
+    }
+
+    let schedule = ExpirySchedule::new(s.hz);
+    let period_ms = (schedule.period().as_millis() as u64).max(1);
+    let warmup_ms = s.warmup_secs * 1_000;
+    let total_ms = warmup_ms + s.measure_secs * 1_000;
+    let writes_per_ms = s.rate as f64 / 1_000.0;
+    let mut owed = 0.0;
+    let mut next_key = pool;
+    let mut out = Outcome {
+        pool,
+        ..Outcome::default()
+    };
+    let mut delay = RunDelay::open(s.run_delay);
+    // Checks, removals and sweep time since the last sample, for `--series`.
+    let mut since = (0, 0, Duration::ZERO);
+    if s.series {
+        eprintln!("seconds,live,expired,expired_weight_share,checks,removed,sweep_ms");
+    }
+    for ms in 1..=total_ms {
+        clock.advance(Duration::from_millis(1));
+        owed += writes_per_ms;
+        while owed >= 1.0 {
+            owed -= 1.0;
+            if pool > 0 && rng.gen::<f64>() < s.persistent {
+                let key = rng.gen_range(0..pool);
+                cache
+                    .insert(key, value(&mut rng))
+                    .map_err(|e| e.to_string())?;
+            } else {
+                let ttl = s.ttl.sample(&mut rng);
+                cache
+                    .insert_with_ttl(next_key, value(&mut rng), ttl)
+                    .map_err(|e| e.to_string())?;
+                next_key += 1;
+            }
+        }
+        if let Some(b) = s.batch.filter(|b| ms % (b.every_secs.max(1) * 1_000) == 0) {
+            for _ in 0..b.keys {
+                let ttl = Duration::from_secs(b.ttl_secs);
+                cache
+                    .insert_with_ttl(next_key, value(&mut rng), ttl)
+                    .map_err(|e| e.to_string())?;
+                next_key += 1;
+            }
+        }
+        let measuring = ms > warmup_ms;
+        if ms % period_ms == 0 {
+            let record = measuring.then_some(&mut out);
+            let (checked, removed, spent) =
+                run_tick(&cache, schedule, &mut delay, s.wall_budget, record);
+            since.0 += checked;
+            since.1 += removed;
+            since.2 += spent;
+        }
+        if (measuring || s.series) && ms % s.sample_ms.max(1) == 0 {
+            let expired = cache.expired_usage();
+            let weight = cache.weighted_size().max(1);
+            let sample = (
+                cache.len() - expired.entries,
+                expired.entries,
+                expired.weight as f64 / weight as f64,
+            );
+            if s.series {
+                let (checked, removed, spent) = std::mem::take(&mut since);
+                eprintln!(
+                    "{:.1},{},{},{:.4},{checked},{removed},{:.1}",
+                    ms as f64 / 1_000.0,
+                    sample.0,
+                    sample.1,
+                    sample.2,
+                    spent.as_secs_f64() * 1e3
+                );
+            }
+            if measuring {
+                out.samples.push(sample);
+            }
+        }
+    }
+    out.wall = started.elapsed();
+    Ok(out)
+}
+
+/// One tick of the sweep, driven as `cachalot_server::cron` drives it (without the yields),
+/// recording into `out` when given; returns the tick's checks, removals and time.
+///
+/// The schedule's budget is charged each step's time on CPU (its duration minus the run
+/// delay that fell in it) unless `wall_budget` or the run delay is unknown: on a shared
+/// machine, time spent preempted would otherwise eat the budget, which on a node with its
+/// own core does not happen.
+fn run_tick<V>(
+    cache: &Cache<u64, V>,
+    schedule: ExpirySchedule,
+    delay: &mut RunDelay,
+    wall_budget: bool,
+    mut out: Option<&mut Outcome>,
+) -> (u64, u64, Duration)
+where
+    V: Send + Sync + 'static,
+{
+    let mut tick = schedule.tick();
+    let (mut checked, mut reclaimed) = (0, 0);
+    let mut spent = Duration::ZERO;
+    while let Some(step) = tick.next_step() {
+        let delay_before = delay.read();
+        let started = Instant::now();
+        let removed = match step {
+            ExpiryStep::Sample(samples) => cache.sample_expired(samples),
+            ExpiryStep::Sweep(checks) => cache.sweep_expired(checks),
+        };
+        let took = started.elapsed();
+        let delay_after = delay.read();
+        let on_cpu = match (delay_before, delay_after) {
+            (Some(before), Some(after)) => Some(took.saturating_sub(after.saturating_sub(before))),
+            _ => None,
+        };
+        let charged = match on_cpu {
+            Some(t) if !wall_budget => t,
+            _ => took,
+        };
+        tick.record(removed, charged);
+        spent += took;
+        reclaimed += removed as u64;
+        let checks = match step {
+            ExpiryStep::Sweep(checks) => checks as u64,
+            ExpiryStep::Sample(_) => 0,
+        };
+        checked += checks;
+        if let Some(o) = out.as_deref_mut() {
+            o.steps.push(took);
+            if let Some(t) = on_cpu {
+                o.preempted += u64::from(t < took);
+                o.on_cpu.push(t);
+            }
+            o.checks += checks;
+            o.removed += removed as u64;
+        }
+    }
+    if let Some(o) = out {
+        o.ticks.push(spent);
+    }
+    (checked, reclaimed, spent)
+}
+
+/// Reads the calling thread's run delay: the file stays open and each read is one
+/// `pread`, so measuring disturbs the sweep as little as it can.
+struct RunDelay {
+    /// `None` when the kernel does not report it or measuring is off.
+    file: Option<File>,
+    buf: [u8; SCHEDSTAT_BYTES],
+}
+
+impl RunDelay {
+    /// Opens the file when `enabled` and the kernel has it.
+    fn open(enabled: bool) -> Self {
+        Self {
+            file: enabled.then(|| File::open(SCHEDSTAT_PATH).ok()).flatten(),
+            buf: [0; SCHEDSTAT_BYTES],
+        }
+    }
+
+    /// The run delay so far, if known.
+    fn read(&mut self) -> Option<Duration> {
+        let n = self.file.as_ref()?.read_at(&mut self.buf, 0).ok()?;
+        let stat = std::str::from_utf8(self.buf.get(..n)?).ok()?;
+        let nanos = stat.split_whitespace().nth(1)?.parse().ok()?;
+        Some(Duration::from_nanos(nanos))
+    }
+}
+
+/// CPU time the hypervisor gave to others while this machine's CPUs wanted to run (steal
+/// time, summed over CPUs), if reported: a guest sees it as time on CPU, so a step that
+/// was "on CPU" for long may have been stolen from.
+pub fn host_steal() -> Option<Duration> {
+    let stat = std::fs::read_to_string(PROC_STAT_PATH).ok()?;
+    let ticks: u64 = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .nth(8)?
+        .parse()
+        .ok()?;
+    Some(Duration::from_millis(ticks * 1_000 / USER_HZ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> Scenario {
+        Scenario {
+            keys: 5_000,
+            rate: 2_000,
+            persistent: 0.1,
+            ttl: TtlRange::new(0.1, 1.0).expect("valid"),
+            batch: None,
+            value_bytes: (1, 8),
+            warmup_secs: 2,
+            measure_secs: 3,
+            sample_ms: 500,
+            hz: 10,
+            policy: Policy::no_eviction(),
+            shards: Some(4),
+            run_delay: true,
+            wall_budget: false,
+            series: false,
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn ttls_stay_in_range_and_average_as_computed() {
+        let range = TtlRange::new(1.0, 60.0).expect("valid");
+        let mut rng = StdRng::seed_from_u64(7);
+        let n = 100_000;
+        let mut sum = 0.0;
+        for _ in 0..n {
+            let t = range.sample(&mut rng);
+            assert!((1_000..=60_000).contains(&t.as_millis()), "{t:?}");
+            sum += t.as_secs_f64();
+        }
+        let mean = sum / f64::from(n);
+        assert!((mean / range.mean_secs() - 1.0).abs() < 0.02, "{mean}");
+        assert_eq!(TtlRange::new(5.0, 5.0).map(TtlRange::mean_secs), Ok(5.0));
+        assert!(TtlRange::new(2.0, 1.0).is_err());
+        assert!(TtlRange::new(0.0, 1.0).is_err());
+    }
+
+    #[test]
+    fn the_pool_fills_what_the_volatile_keys_leave() {
+        let s = Scenario {
+            keys: 1_000_000,
+            rate: 100_000,
+            persistent: 0.5,
+            ttl: TtlRange::new(10.0, 10.0).expect("valid"),
+            ..small()
+        };
+        assert_eq!(s.volatile_keys(), 500_000);
+        assert_eq!(s.pool(), Ok(500_000));
+        let crowded = Scenario {
+            keys: 400_000,
+            ..s.clone()
+        };
+        assert!(crowded.pool().is_err());
+        let exact = Scenario { keys: 500_000, ..s };
+        assert!(exact.pool().is_err());
+    }
+
+    #[test]
+    fn a_small_run_sweeps_every_tick_and_samples_after_the_warm_up() {
+        let s = small();
+        let out = run_scenario(&s).expect("runs");
+        assert_eq!(out.ticks.len(), 30);
+        assert!(out.steps.len() >= out.ticks.len());
+        assert_eq!(out.samples.len(), 6);
+        assert!(out.removed > 0 && out.removed <= out.checks);
+        for &(live, _, share) in &out.samples {
+            assert!((0.0..1.0).contains(&share), "{share}");
+            // About 1,000 live keys with a TTL plus the pool of 4,000.
+            assert!((4_500..5_500).contains(&live), "{live}");
+        }
+    }
+
+    #[test]
+    fn batches_add_keys_that_expire_together() {
+        let s = Scenario {
+            batch: Some(Batch {
+                keys: 1_000,
+                every_secs: 1,
+                ttl_secs: 1,
+            }),
+            ..small()
+        };
+        assert_eq!(s.pool(), Ok(3_296));
+        let out = run_scenario(&s).expect("runs");
+        for &(live, _, _) in &out.samples {
+            // The pool, ~700 keys with random TTLs and the one batch alive at a time.
+            assert!((4_500..5_500).contains(&live), "{live}");
+        }
+        // Three seconds measured: three batches expired, and the other writes.
+        assert!(out.removed > 3_000, "{}", out.removed);
+    }
+}

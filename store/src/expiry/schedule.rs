@@ -1,0 +1,284 @@
+//! [`ExpirySchedule`]: when, and how much, the owner of a cache runs the active sweep.
+//!
+//! The idea is Redis's active expire cycle (`activeExpireCycle`): a timer fires `hz` times a
+//! second, and each firing (a *tick*) samples entries that have an expiry at random and,
+//! while more than an acceptable share of them turn out expired, runs sweep *steps* of a
+//! fixed number of checks, within a time budget of a quarter of the tick period, so the
+//! sweep spends at most 25% of a core however far behind it is. Each step is short (a pause
+//! well under a millisecond); the owner may yield between steps.
+//!
+//! Why sample rather than judge by what the sweep finds (as Redis can): Redis walks a hash
+//! table, where old and new keys are mixed, but each shard's expiring index here keeps its
+//! newest entries at its end, where a pass starts. A rule that stops as soon as a step finds
+//! few expired entries stalls at the start of every pass while older entries pile up
+//! expired. A random sample sees the whole cache whatever the cursor's place.
+//!
+//! With the acceptable share at 5%, the expired entries stay about 5% of the entries that
+//! have an expiry (so at most about 5% of memory), as long as the budget allows the
+//! removals. A removal, with its share of the walking and sampling, costs about 1.2 µs
+//! (mostly the hash table's cache misses), so a quarter of a core keeps up with about
+//! 200,000 expiries a second; faster than that, the share grows until steps remove enough
+//! per check to keep up.
+//!
+//! The schedule is pure: it says what the next step is and learns what it found and how
+//! long it took; the owner runs [`Cache::sample_expired`](crate::Cache::sample_expired) or
+//! [`Cache::sweep_expired`](crate::Cache::sweep_expired), times it and owns the timer, so
+//! the server's cron and the benchmarks drive the sweep the same way.
+
+use std::time::Duration;
+
+/// Checks per sweep step. A check that the expiring index's bound rules out costs a few
+/// nanoseconds, one that must read the entry a cache miss, and a removal about a
+/// microsecond (mostly the hash table's cache misses), so a step stays well under a
+/// millisecond, the longest pause the sweep may cause, even when every check removes (a
+/// bulk load expiring at once).
+pub(crate) const CHECKS_PER_STEP: usize = 256;
+
+/// Entries sampled to judge whether the sweep is behind: at a true share of 5%, the
+/// estimate's standard deviation is 1.4 points. Each sample costs a cache miss or two.
+pub(crate) const SAMPLES_PER_STEP: usize = 256;
+
+/// Sweep steps between two samples while behind (4,096 checks), so a tick stops soon after
+/// it has caught up without sampling more than it sweeps.
+const SWEEPS_PER_SAMPLE: usize = 16;
+
+/// The sweep is behind while more than this percentage of a sample is expired: half the
+/// issue's target of 10% of memory, leaving room for the sample's noise.
+const ACCEPTABLE_EXPIRED_PERCENT: usize = 5;
+
+/// Percentage of the tick period a tick's steps may spend (Redis's
+/// `ACTIVE_EXPIRE_CYCLE_SLOW_TIME_PERC`): 25 ms per tick at the default `hz` of 10.
+const TICK_BUDGET_PERCENT: u32 = 25;
+
+/// The least a step can cost (256 checks the index's bound rules out): a tick runs at most
+/// its budget over this many steps, whatever durations are reported, a backstop for owners
+/// whose timer reads zero.
+const MIN_STEP_MICROS: u128 = 1;
+
+/// Milliseconds per second, to turn `hz` into a period.
+const MILLIS_PER_SECOND: u64 = 1_000;
+
+/// The active expiry cadence: `hz` ticks a second, each sampling, then sweeping while the
+/// samples say the sweep is behind, within a time budget of a quarter of the period.
+///
+/// ```
+/// use std::time::Instant;
+/// use cachalot_store::{Cache, ExpirySchedule, ExpiryStep};
+///
+/// let cache: Cache<u32, u32> = Cache::builder().build()?;
+/// let schedule = ExpirySchedule::new(10);
+/// assert_eq!(schedule.period().as_millis(), 100);
+/// // Every `schedule.period()`:
+/// let mut tick = schedule.tick();
+/// while let Some(step) = tick.next_step() {
+///     let started = Instant::now();
+///     let removed = match step {
+///         ExpiryStep::Sample(samples) => cache.sample_expired(samples),
+///         ExpiryStep::Sweep(checks) => cache.sweep_expired(checks),
+///     };
+///     tick.record(removed, started.elapsed());
+///     // (an async owner yields here, so one tick never blocks its thread for long)
+/// }
+/// # Ok::<(), cachalot_store::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpirySchedule {
+    /// Ticks per second, at least 1.
+    hz: u32,
+}
+
+impl ExpirySchedule {
+    /// A schedule of `hz` ticks a second (Redis's `hz`; 0 counts as 1).
+    pub fn new(hz: u32) -> Self {
+        Self { hz: hz.max(1) }
+    }
+
+    /// Time between ticks: a second over `hz`, in whole milliseconds.
+    pub fn period(self) -> Duration {
+        Duration::from_millis(MILLIS_PER_SECOND / u64::from(self.hz))
+    }
+
+    /// The time one tick's steps may spend: a quarter of the period.
+    pub fn tick_budget(self) -> Duration {
+        self.period() * TICK_BUDGET_PERCENT / 100
+    }
+
+    /// The plan for one tick.
+    pub fn tick(self) -> ExpiryTick {
+        let budget = self.tick_budget();
+        let max_steps = (budget.as_micros() / MIN_STEP_MICROS).max(2);
+        ExpiryTick {
+            budget,
+            max_steps: usize::try_from(max_steps).unwrap_or(usize::MAX),
+            spent: Duration::ZERO,
+            steps: 0,
+            behind: false,
+            sweeps_since_sample: 0,
+            pending: None,
+        }
+    }
+}
+
+/// What the owner runs for one step of an [`ExpiryTick`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpiryStep {
+    /// [`Cache::sample_expired`](crate::Cache::sample_expired) with this many samples.
+    Sample(usize),
+    /// [`Cache::sweep_expired`](crate::Cache::sweep_expired) with this many checks.
+    Sweep(usize),
+}
+
+/// One tick of an [`ExpirySchedule`]: hands out steps until the tick is over.
+///
+/// A tick starts with a sample. If at most 5% of it was expired, one sweep step follows
+/// (so every entry is checked now and then) and the tick ends. Otherwise sweep steps
+/// follow, with a new sample every 16 of them, until a sample finds 5% or less or the time
+/// budget is spent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpiryTick {
+    /// Time the tick's steps may spend.
+    budget: Duration,
+    /// Steps the tick may run at most (see [`MIN_STEP_MICROS`]).
+    max_steps: usize,
+    /// Time its steps have spent so far, as reported.
+    spent: Duration,
+    /// Steps recorded so far.
+    steps: usize,
+    /// Whether the last sample found more than the acceptable share expired.
+    behind: bool,
+    /// Sweep steps recorded since the last sample.
+    sweeps_since_sample: usize,
+    /// The step handed out and not recorded yet.
+    pending: Option<ExpiryStep>,
+}
+
+impl ExpiryTick {
+    /// The next step to run, or `None` when the tick is over. Record each step before
+    /// asking for the next; asking again without recording hands out the same step.
+    pub fn next_step(&mut self) -> Option<ExpiryStep> {
+        if self.pending.is_none() {
+            self.pending = self.plan();
+        }
+        self.pending
+    }
+
+    /// Records what the step just run removed and how long it took.
+    pub fn record(&mut self, removed: usize, took: Duration) {
+        self.steps += 1;
+        self.spent = self.spent.saturating_add(took);
+        match self.pending.take() {
+            Some(ExpiryStep::Sample(samples)) => {
+                self.behind = removed * 100 > samples * ACCEPTABLE_EXPIRED_PERCENT;
+                self.sweeps_since_sample = 0;
+            }
+            Some(ExpiryStep::Sweep(_)) => self.sweeps_since_sample += 1,
+            None => {}
+        }
+    }
+
+    fn plan(&self) -> Option<ExpiryStep> {
+        if self.steps == 0 {
+            return Some(ExpiryStep::Sample(SAMPLES_PER_STEP));
+        }
+        if self.steps >= self.max_steps || self.spent >= self.budget {
+            return None;
+        }
+        if !self.behind {
+            return (self.steps == 1).then_some(ExpiryStep::Sweep(CHECKS_PER_STEP));
+        }
+        if self.sweeps_since_sample >= SWEEPS_PER_SAMPLE {
+            Some(ExpiryStep::Sample(SAMPLES_PER_STEP))
+        } else {
+            Some(ExpiryStep::Sweep(CHECKS_PER_STEP))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Expired entries in a sample that says the sweep is behind, and in one that doesn't.
+    const BEHIND: usize = SAMPLES_PER_STEP * ACCEPTABLE_EXPIRED_PERCENT / 100 + 1;
+    const ON_TRACK: usize = SAMPLES_PER_STEP * ACCEPTABLE_EXPIRED_PERCENT / 100;
+
+    /// Runs a tick where the `i`-th sample finds `sampled(i)` expired entries, sweep steps
+    /// remove nothing and every step takes `took`; returns the steps run, as `S` (sample)
+    /// and `W` (sweep).
+    fn run_tick(hz: u32, took: Duration, sampled: impl Fn(usize) -> usize) -> String {
+        let mut tick = ExpirySchedule::new(hz).tick();
+        let mut steps = String::new();
+        let mut samples = 0;
+        while let Some(step) = tick.next_step() {
+            match step {
+                ExpiryStep::Sample(n) => {
+                    assert_eq!(n, SAMPLES_PER_STEP);
+                    steps.push('S');
+                    tick.record(sampled(samples), took);
+                    samples += 1;
+                }
+                ExpiryStep::Sweep(n) => {
+                    assert_eq!(n, CHECKS_PER_STEP);
+                    steps.push('W');
+                    tick.record(0, took);
+                }
+            }
+        }
+        steps
+    }
+
+    #[test]
+    fn the_period_is_a_second_over_hz_and_a_quarter_of_it_is_the_budget() {
+        let cases = [(10, 100, 25), (500, 2, 0), (0, 1_000, 250), (4, 250, 62)];
+        for (hz, period_ms, budget_ms) in cases {
+            let schedule = ExpirySchedule::new(hz);
+            assert_eq!(schedule.period(), Duration::from_millis(period_ms), "{hz}");
+            assert_eq!(schedule.tick_budget().as_millis(), budget_ms, "{hz}");
+        }
+    }
+
+    #[test]
+    fn a_tick_on_track_samples_then_sweeps_one_step() {
+        let step = Duration::from_micros(50);
+        assert_eq!(run_tick(10, step, |_| 0), "SW");
+        assert_eq!(run_tick(10, step, |_| ON_TRACK), "SW");
+    }
+
+    #[test]
+    fn a_tick_behind_sweeps_until_a_sample_is_on_track() {
+        let step = Duration::from_micros(50);
+        let sweeps = "W".repeat(SWEEPS_PER_SAMPLE);
+        assert_eq!(
+            run_tick(10, step, |i| if i < 2 { BEHIND } else { ON_TRACK }),
+            format!("S{sweeps}S{sweeps}S")
+        );
+    }
+
+    #[test]
+    fn a_tick_behind_stops_when_its_time_budget_is_spent() {
+        // 25 ms at hz 10: 250 steps of 100 µs, 25 of 1 ms, one of 30 ms (a sample).
+        let behind = |_| BEHIND;
+        assert_eq!(run_tick(10, Duration::from_micros(100), behind).len(), 250);
+        assert_eq!(run_tick(10, Duration::from_millis(1), behind).len(), 25);
+        assert_eq!(run_tick(10, Duration::from_millis(30), behind), "S");
+        // At hz 1 the budget is 250 ms.
+        assert_eq!(run_tick(1, Duration::from_millis(1), behind).len(), 250);
+    }
+
+    #[test]
+    fn a_tick_whose_steps_take_no_time_still_ends() {
+        // 25 ms over 1 µs.
+        assert_eq!(run_tick(10, Duration::ZERO, |_| BEHIND).len(), 25_000);
+        // 0.5 ms over 1 µs at hz 500.
+        assert_eq!(run_tick(500, Duration::ZERO, |_| BEHIND).len(), 500);
+    }
+
+    #[test]
+    fn asking_again_without_recording_hands_out_the_same_step() {
+        let mut tick = ExpirySchedule::new(10).tick();
+        let first = tick.next_step();
+        assert_eq!(tick.next_step(), first);
+        tick.record(BEHIND, Duration::from_micros(10));
+        assert_eq!(tick.next_step(), Some(ExpiryStep::Sweep(CHECKS_PER_STEP)));
+    }
+}
