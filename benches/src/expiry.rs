@@ -394,11 +394,10 @@ pub fn host_steal() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 1_000 / USER_HZ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn small() -> Scenario {
+impl Scenario {
+    /// A scenario that runs in well under a second: for the harness's own tests.
+    #[doc(hidden)]
+    pub fn small() -> Scenario {
         Scenario {
             keys: 5_000,
             rate: 2_000,
@@ -417,6 +416,15 @@ mod tests {
             series: false,
             seed: 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> Scenario {
+        Scenario::small()
     }
 
     #[test]

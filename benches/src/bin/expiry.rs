@@ -351,13 +351,7 @@ fn scenarios(args: &Args) -> Result<Vec<Scenario>, String> {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cachalot_benches::exit_code(run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<(), Box<dyn Error>> {
@@ -390,24 +384,7 @@ mod tests {
     use super::*;
 
     fn small() -> Scenario {
-        Scenario {
-            keys: 5_000,
-            rate: 2_000,
-            persistent: 0.1,
-            ttl: TtlRange::new(0.1, 1.0).expect("valid"),
-            batch: None,
-            value_bytes: (1, 8),
-            warmup_secs: 2,
-            measure_secs: 3,
-            sample_ms: 500,
-            hz: 10,
-            policy: Policy::no_eviction(),
-            shards: Some(4),
-            run_delay: true,
-            wall_budget: false,
-            series: false,
-            seed: 1,
-        }
+        Scenario::small()
     }
 
     #[test]
