@@ -20,3 +20,15 @@ pub fn exit_code(result: Result<(), Box<dyn Error>>) -> ExitCode {
         }
     }
 }
+
+/// Parses a comma-separated list (blank items skipped) with `parse`.
+pub fn parse_list<T>(
+    list: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(parse)
+        .collect()
+}

@@ -48,6 +48,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use cachalot_benches::expiry::{host_steal, run_scenario, Batch, Outcome, Scenario, TtlRange};
+use cachalot_benches::parse_list;
 use cachalot_benches::table::render;
 use cachalot_store::Policy;
 use clap::Parser;
@@ -284,14 +285,6 @@ fn work_table(runs: &[(Scenario, Outcome)]) -> Vec<Vec<String>> {
         rows.push(row);
     }
     rows
-}
-
-fn parse_list<T>(list: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(parse)
-        .collect()
 }
 
 fn scenarios(args: &Args) -> Result<Vec<Scenario>, String> {

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cachalot_benches::parse_list;
 use cachalot_benches::table::render;
 use cachalot_benches::trace::{self, Trace, Workload};
 use cachalot_store::{Cache, ManualClock, Policy};
@@ -379,14 +380,6 @@ fn summary_table(
         ]);
     }
     rows
-}
-
-fn parse_list<T>(list: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(parse)
-        .collect()
 }
 
 fn main() -> ExitCode {
