@@ -195,6 +195,7 @@ fn contenders(work: &Workload) -> Vec<(&'static str, Box<dyn Store>)> {
     let all: Vec<(&'static str, Box<dyn Store>)> = vec![
         ("cachalot-noeviction", Box::new(ours(Policy::no_eviction()))),
         ("cachalot-lru", Box::new(ours(Policy::allkeys_lru()))),
+        ("cachalot-tinylfu", Box::new(ours(Policy::tiny_lfu()))),
         ("moka", Box::new(moka::sync::Cache::builder().build())),
         (
             "mutex-hashmap",
@@ -234,14 +235,21 @@ fn insert_evicting(c: &mut Criterion) {
     let work = Workload::new(EVICTION_KEYS);
     let entry_bytes = (KEY_BYTES + VALUE_BYTES) as u64;
     let cachalot = ours(Policy::allkeys_lru());
-    cachalot.set_max_weight(Some(
-        EVICTION_RESIDENT * (entry_bytes + cachalot.entry_overhead_bytes()),
-    ));
+    let tiny = ours(Policy::tiny_lfu());
+    for c in [&cachalot, &tiny] {
+        c.set_max_weight(Some(
+            EVICTION_RESIDENT * (entry_bytes + c.entry_overhead_bytes()),
+        ));
+    }
     let moka = moka::sync::Cache::<Box<[u8]>, Bytes>::builder()
         .max_capacity(EVICTION_RESIDENT * entry_bytes)
         .weigher(|k, v| (k.len() + v.len()) as u32)
         .build();
-    let stores: [(&str, &dyn Store); 2] = [("cachalot-lru", &cachalot), ("moka", &moka)];
+    let stores: [(&str, &dyn Store); 3] = [
+        ("cachalot-lru", &cachalot),
+        ("cachalot-tinylfu", &tiny),
+        ("moka", &moka),
+    ];
     let mut group = c.benchmark_group("store/insert_evicting");
     for threads in THREADS {
         group.throughput(Throughput::Elements(BATCH_OPS * threads as u64));
