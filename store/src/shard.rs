@@ -60,8 +60,11 @@ pub(crate) fn hash32(hash: u64) -> u32 {
     ((hash >> 32) as u32) & !TAG_LOW_BITS
 }
 
+/// The table's hash of a stored [`hash32`]. Its three low bits are always zero, and a
+/// multiplication keeps trailing zeros, so they are shifted out first: otherwise only one
+/// bucket in eight would start a probe (the table picks buckets by the low bits).
 fn table_hash(hash32: u32) -> u64 {
-    u64::from(hash32).wrapping_mul(TABLE_HASH_MULTIPLIER)
+    u64::from(hash32 >> TAG_LOW_BITS.count_ones()).wrapping_mul(TABLE_HASH_MULTIPLIER)
 }
 
 /// The table hash of the entry at `pos` (0 for a vacant position, which the table never
@@ -707,6 +710,16 @@ mod tests {
         s.set_weight(a, 35);
         assert_eq!(s.weight(), 35);
         assert_eq!(usage.weight(), 35);
+    }
+
+    #[test]
+    fn every_bucket_can_start_a_probe() {
+        // Stored hashes have their low tag bits cleared; the table hash must still vary in
+        // its low bits, which pick the bucket.
+        let low: std::collections::HashSet<u64> = (0..64u64)
+            .map(|i| table_hash(hash32(i << 35)) & 7)
+            .collect();
+        assert_eq!(low.len(), 8);
     }
 
     #[test]
