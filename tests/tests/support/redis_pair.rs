@@ -213,7 +213,8 @@ pub enum Mode {
     Scan { pairs: bool },
     /// Types and lengths only (random replies).
     Shape,
-    /// Both integers within `[lo, hi]` (clock-dependent TTLs).
+    /// The same reply, or both integers within `[lo, hi]` (clock-dependent TTLs and idle
+    /// times).
     Range(i64, i64),
     /// `HELLO`: same fields and values except `version` and `id`.
     Hello,
@@ -227,6 +228,11 @@ impl Mode {
             .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
             .unwrap_or_default();
         let novalues = args.iter().any(|a| a.eq_ignore_ascii_case(b"novalues"));
+        // Idle times are whole seconds since the access second, in Redis as here: a
+        // second may tick between the write and the read on one server and not the other.
+        let idletime = args
+            .get(1)
+            .is_some_and(|a| a.eq_ignore_ascii_case(b"idletime"));
         match name.as_str() {
             "keys" | "hkeys" | "hvals" => Mode::Sorted,
             "hgetall" => Mode::Pairs,
@@ -234,6 +240,7 @@ impl Mode {
             "hscan" => Mode::Scan { pairs: !novalues },
             "randomkey" | "hrandfield" | "memory" => Mode::Shape,
             "hello" => Mode::Hello,
+            "object" if idletime => Mode::Range(0, 1),
             _ => Mode::Exact,
         }
     }
@@ -269,9 +276,12 @@ impl Mode {
                     && redis.items[1].sorted(group) == cachalot.items[1].sorted(group)
             }
             Mode::Shape => redis.shape() == cachalot.shape(),
-            Mode::Range(lo, hi) => [redis, cachalot]
-                .iter()
-                .all(|r| r.int().is_some_and(|n| (lo..=hi).contains(&n))),
+            Mode::Range(lo, hi) => {
+                redis.raw() == cachalot.raw()
+                    || [redis, cachalot]
+                        .iter()
+                        .all(|r| r.int().is_some_and(|n| (lo..=hi).contains(&n)))
+            }
             Mode::Hello => {
                 redis.head == cachalot.head
                     && redis.items.len() == cachalot.items.len()
