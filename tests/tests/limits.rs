@@ -12,6 +12,8 @@ use raw::{eventually, int_of, request, rss_bytes, shown, Raw};
 /// How much the server's resident memory may grow while it holds a request whose header
 /// declares a huge size; far below every declared size used here.
 const RSS_GROWTH_ALLOWED_BYTES: u64 = 32 << 20;
+/// How long the server's output to others must stay unchanged to count as stalled.
+const STALL_MILLIS: u64 = 200;
 /// Size of each value written by the maxmemory tests.
 const VALUE_BYTES: usize = 1_000;
 /// SETs sent per write while filling memory.
@@ -199,9 +201,10 @@ fn a_client_that_does_not_read_its_replies_is_not_buffered_without_bound() {
         writer.write_all(&pipeline).expect("write the pipeline");
     });
     // Wait until the server has stopped making progress: the bytes it has written to
-    // others than the probe stay the same between two looks, as this client reads nothing.
+    // others than the probe stay the same for STALL_MILLIS of repeated looks, as this
+    // client reads nothing.
     let mut probe = Raw::connect(server.addr());
-    let (mut last, mut to_probe) = (0, 0);
+    let (mut last, mut to_probe, mut since) = (0, 0, Instant::now());
     eventually("the writer to stall", Duration::from_secs(10), || {
         let stats = probe.call_str(&["INFO", "stats"]);
         let written: u64 = stats
@@ -211,8 +214,11 @@ fn a_client_that_does_not_read_its_replies_is_not_buffered_without_bound() {
             .expect("total_net_output_bytes field");
         let others = written - to_probe;
         to_probe += stats.len() as u64;
-        let stalled = others > VALUE_LEN as u64 && others == last;
-        last = others;
+        if others != last {
+            (last, since) = (others, Instant::now());
+        }
+        let stalled =
+            others > VALUE_LEN as u64 && since.elapsed() >= Duration::from_millis(STALL_MILLIS);
         stalled.then_some(())
     });
     let me = c.local_addr();

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 /// How long any single wait for the server may take before the test fails.
 pub const REPLY_TIMEOUT_SECS: u64 = 15;
-/// How long a poll loop waits between attempts.
-pub const POLL_INTERVAL_MILLIS: u64 = 20;
+/// How long one blocking read waits before the reader checks its deadline again.
+pub const READ_SLICE_MILLIS: u64 = 100;
 
 /// One client connection.
 pub struct Raw {
@@ -35,7 +35,7 @@ impl Raw {
     pub fn connect(addr: SocketAddr) -> Raw {
         let stream = TcpStream::connect(addr).expect("connect to the server");
         stream
-            .set_read_timeout(Some(Duration::from_millis(POLL_INTERVAL_MILLIS * 5)))
+            .set_read_timeout(Some(Duration::from_millis(READ_SLICE_MILLIS)))
             .expect("set read timeout");
         stream.set_nodelay(true).expect("set nodelay");
         Raw {
@@ -300,7 +300,8 @@ pub fn rss_bytes(pid: u32) -> u64 {
     kib * 1024
 }
 
-/// Polls `check` until it returns `Some`, failing the test after `timeout`.
+/// Checks `check` until it returns `Some`, failing the test after `timeout`. Every check
+/// asks the server something (a round trip), which paces the loop without a sleep.
 pub fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
@@ -308,6 +309,5 @@ pub fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> O
             return v;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MILLIS));
     }
 }

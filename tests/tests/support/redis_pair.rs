@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cachalot_tests::ServerProcess;
 
@@ -35,24 +35,30 @@ impl RedisServer {
     }
 
     fn try_start(port: u16) -> Option<RedisServer> {
-        let child = Command::new(cachalot_tests::redis_tool("redis-server"))
+        let mut child = Command::new(cachalot_tests::redis_tool("redis-server"))
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn redis-server (Debian package redis-server)");
+        // Redis logs "Ready to accept connections" once it listens; its stdout closes
+        // without that line if it exits (most likely: the port was taken). A thread reads the
+        // log so the wait can have a deadline.
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let ready = BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .any(|line| line.contains("Ready to accept connections"));
+            let _ = ready_tx.send(ready);
+        });
         let mut server = RedisServer { child, port };
-        let deadline = Instant::now() + Duration::from_millis(REDIS_START_TIMEOUT_MILLIS);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = server.child.try_wait() {
-                return None; // exited: most likely the port was taken
-            }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(server);
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let timeout = Duration::from_millis(REDIS_START_TIMEOUT_MILLIS);
+        if ready_rx.recv_timeout(timeout) == Ok(true) {
+            return Some(server);
         }
         let _ = server.child.kill();
         None
