@@ -7,6 +7,7 @@ use std::error::Error;
 use std::process::ExitCode;
 
 pub mod expiry;
+pub mod process;
 pub mod table;
 pub mod trace;
 

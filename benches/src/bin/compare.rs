@@ -13,11 +13,11 @@
 //! ```
 
 use std::io::Write as _;
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use cachalot_benches::process::{free_port, Running};
 use clap::Parser;
 
 /// Clock ticks per second in `/proc/<pid>/stat` (USER_HZ, 100 on common Linux builds).
@@ -81,27 +81,8 @@ struct Sample {
     cpu_us_per_req: f64,
 }
 
-struct Running {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 fn start(server: Server, args: &Args) -> Running {
-    let port = free_port();
+    let port = free_port().expect("a free loopback port");
     let core = args.server_core.to_string();
     let mut cmd = Command::new("taskset");
     cmd.args(["-c", &core]);
@@ -125,20 +106,9 @@ fn start(server: Server, args: &Args) -> Running {
             ]);
         }
     }
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {server:?}: {e}"));
-    let deadline = Instant::now() + Duration::from_secs(START_TIMEOUT_SECS);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{server:?} did not start listening"
-        );
-        std::thread::park_timeout(Duration::from_millis(20));
-    }
-    Running { child, port }
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    Running::spawn(&mut cmd, port, Duration::from_secs(START_TIMEOUT_SECS))
+        .unwrap_or_else(|e| panic!("cannot start {server:?}: {e}"))
 }
 
 /// User + system CPU seconds of a process.
@@ -151,7 +121,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 fn run_test(running: &Running, test: &str, pipeline: u32, args: &Args) -> Sample {
-    let pid = running.child.id();
+    let pid = running.pid();
     let before = cpu_seconds(pid);
     let out = Command::new("taskset")
         .args(["-c", &args.client_core.to_string()])

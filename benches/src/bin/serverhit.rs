@@ -40,11 +40,11 @@ use std::collections::HashSet;
 use std::error::Error;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use cachalot_benches::process::{free_port, Running};
 use cachalot_benches::trace::Zipf;
 use clap::Parser;
 use rand::rngs::StdRng;
@@ -120,22 +120,6 @@ impl Server {
     }
 }
 
-struct Running {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> Result<u16, Box<dyn Error>> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 fn start(server: Server, policy: &str, args: &Args) -> Result<Running, Box<dyn Error>> {
     let port = free_port()?.to_string();
     let maxmemory = match server {
@@ -173,23 +157,13 @@ fn start(server: Server, policy: &str, args: &Args) -> Result<Running, Box<dyn E
             ]);
         }
     }
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", server.name()))?;
-    let running = Running {
-        child,
-        port: port.parse()?,
-    };
-    let deadline = Instant::now() + Duration::from_secs(START_TIMEOUT_SECS);
-    while TcpStream::connect(("127.0.0.1", running.port)).is_err() {
-        if Instant::now() >= deadline {
-            return Err(format!("{} {policy} did not start listening", server.name()).into());
-        }
-        std::thread::park_timeout(Duration::from_millis(20));
-    }
-    Ok(running)
+    cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
+    Running::spawn(
+        &mut cmd,
+        port.parse()?,
+        Duration::from_secs(START_TIMEOUT_SECS),
+    )
+    .map_err(|e| format!("cannot start {} {policy}: {e}", server.name()).into())
 }
 
 /// Length of the batch at the start of `trace`: at most `max` requests, all for different
@@ -313,7 +287,7 @@ fn run_one(
     args: &Args,
 ) -> Result<Row, Box<dyn Error>> {
     let running = start(server, policy, args)?;
-    let pid = running.child.id();
+    let pid = running.pid();
     let client = redis::Client::open(format!("redis://127.0.0.1:{}/", running.port))?;
     let mut con = client.get_connection()?;
     con.set_read_timeout(Some(Duration::from_secs(REPLY_TIMEOUT_SECS)))?;
