@@ -109,9 +109,14 @@ impl Access {
         Self((u32::from(minutes) << COUNTER_BITS) | u32::from(counter))
     }
 
-    /// Records the time of an access (LRU form; never moving it backwards).
+    /// Records the time of an access (LRU form; never moving it backwards). Stores only when
+    /// the second changed: a key read often within one second then leaves its entry's cache
+    /// line clean, so other cores reading it keep their copies.
     pub(crate) fn record_recency(&mut self, now_millis: u64) {
-        self.0 = self.0.max(seconds(now_millis));
+        let second = seconds(now_millis);
+        if second > self.0 {
+            self.0 = second;
+        }
     }
 
     /// Counts an access in the LFU counter (LFU form): decays it for the idle time, then

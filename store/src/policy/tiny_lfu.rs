@@ -29,6 +29,7 @@ pub(super) fn victim<K, V>(shard: &mut Shard<K, V>, protect: Option<u32>) -> Opt
     if !shard.tiny_listed() {
         return lru::sampled(shard, Scope::AllKeys, protect);
     }
+    shard.flush_sketch();
     let window_max = shard.window_max();
     while shard.segment_len(Segment::Window) > window_max.saturating_add(1) {
         let Some(pos) = oldest(shard, Segment::Window, protect) else {

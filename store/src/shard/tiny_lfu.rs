@@ -39,7 +39,7 @@ impl<K, V> Shard<K, V> {
     }
 
     /// The sketch's estimate of how often the key at `pos` was seen recently (0 when the
-    /// sketch is not kept).
+    /// sketch is not kept), as of the last [`flush_sketch`](Self::flush_sketch).
     pub(crate) fn sketch_frequency(&self, pos: u32) -> u8 {
         match (self.tiny.as_ref(), self.node(pos)) {
             (Some(t), Some(n)) => t.frequency(n.hash32()),
@@ -51,7 +51,17 @@ impl<K, V> Shard<K, V> {
     #[cfg(test)]
     pub(crate) fn count_in_sketch(&mut self, pos: u32) {
         if let (Some(t), Some(n)) = (self.tiny.as_mut(), self.slab.get(pos)) {
-            t.sketch.increment(n.hash32());
+            t.sketch.record(n.hash32());
+        }
+    }
+
+    /// Counts the accesses the sketch has buffered, so that [`sketch_frequency`] includes
+    /// every access so far. Eviction calls it before comparing frequencies.
+    ///
+    /// [`sketch_frequency`]: Self::sketch_frequency
+    pub(crate) fn flush_sketch(&mut self) {
+        if let Some(t) = self.tiny.as_mut() {
+            t.sketch.flush();
         }
     }
 
@@ -203,7 +213,7 @@ impl TinyLfu {
         if len > self.sketch.capacity() {
             self.sketch.ensure_capacity(len);
         }
-        self.sketch.increment(hash32);
+        self.sketch.record(hash32);
         self.link(slab, pos, Segment::Window);
     }
 
@@ -214,7 +224,7 @@ impl TinyLfu {
         let Some((hash32, segment)) = slab.get(pos).map(|n| (n.hash32(), n.segment())) else {
             return;
         };
-        self.sketch.increment(hash32);
+        self.sketch.record(hash32);
         match segment {
             Segment::Window => self.window.touch(slab, pos),
             Segment::Protected => self.protected.touch(slab, pos),

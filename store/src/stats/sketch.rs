@@ -36,9 +36,23 @@ const SAMPLE_PER_ENTRY: u64 = 10;
 /// per entry of the capacity, keeps collisions rare enough for the estimates to rank keys.
 const COUNTERS_PER_ENTRY: u64 = 8;
 
+/// Increments buffered before they are applied together. A lone increment waits on four
+/// cache misses (four random words of a table much larger than the CPU's caches) before the
+/// shard lock can be released; a batch of them has its misses in flight at once. 32 is
+/// enough for that overlap and keeps the buffer to two cache lines.
+const PENDING: usize = 32;
+
 /// A 4-bit Count-Min sketch over 32-bit key hashes, with periodic halving.
+///
+/// Increments are buffered ([`record`](Self::record)) and applied in order, in batches;
+/// [`flush`](Self::flush) applies the rest, and estimates ([`frequency`](Self::frequency))
+/// are exact only after it, so the sketch gives the same answers as one updated on every
+/// access.
 #[derive(Debug)]
 pub(crate) struct FrequencySketch {
+    /// Hashes recorded but not yet counted, oldest first: `pending[..pending_len]`.
+    pending: [u32; PENDING],
+    pending_len: usize,
     table: Vec<u64>,
     /// Counters in the table minus one (a power of two minus one).
     counter_mask: u64,
@@ -59,6 +73,8 @@ impl FrequencySketch {
             .max(COUNTERS_PER_WORD);
         let words = usize::try_from(counters / COUNTERS_PER_WORD).unwrap_or(usize::MAX);
         Self {
+            pending: [0; PENDING],
+            pending_len: 0,
             table: vec![0; words],
             counter_mask: counters - 1,
             additions: 0,
@@ -83,13 +99,34 @@ impl FrequencySketch {
         }
     }
 
-    /// Counts one occurrence of `hash`; halves every counter when the sample is complete.
+    /// Records one occurrence of `hash`, counted at the next batch (at most [`PENDING`]
+    /// records later) or [`flush`](Self::flush).
+    pub(crate) fn record(&mut self, hash: u32) {
+        if let Some(slot) = self.pending.get_mut(self.pending_len) {
+            *slot = hash;
+            self.pending_len += 1;
+        }
+        if self.pending_len >= PENDING {
+            self.flush();
+        }
+    }
+
+    /// Counts every recorded occurrence not counted yet, in the order recorded.
+    pub(crate) fn flush(&mut self) {
+        let pending = self.pending;
+        let len = std::mem::take(&mut self.pending_len);
+        for &hash in pending.iter().take(len) {
+            self.increment(hash);
+        }
+    }
+
+    /// Counts one occurrence of `hash` now; halves every counter when the sample is complete.
     ///
     /// Only the smallest of the key's counters go up (a *conservative update*): the others
     /// already count collisions with other keys, and raising them too would inflate those
     /// keys' estimates. On the trace harness this lowered W-TinyLFU's geometric-mean miss
     /// ratio against OPT from 1.160 to 1.155 (2M requests).
-    pub(crate) fn increment(&mut self, hash: u32) {
+    fn increment(&mut self, hash: u32) {
         let slots = SEEDS.map(|seed| self.slot(hash, seed));
         let min = slots
             .iter()
@@ -117,6 +154,7 @@ impl FrequencySketch {
     }
 
     /// The estimated recent occurrences of `hash` (0..=15): the smallest of its counters.
+    /// Occurrences recorded since the last [`flush`](Self::flush) are not in it.
     pub(crate) fn frequency(&self, hash: u32) -> u8 {
         let min = SEEDS
             .iter()
@@ -173,6 +211,26 @@ mod tests {
             s.increment(7);
         }
         assert_eq!(s.frequency(7), 15);
+    }
+
+    #[test]
+    fn records_count_in_batches_and_on_flush() {
+        let mut s = FrequencySketch::new(1_000);
+        for _ in 0..12 {
+            s.record(7);
+        }
+        assert_eq!(s.frequency(7), 0, "12 records are still buffered");
+        s.flush();
+        assert_eq!(s.frequency(7), 12);
+        s.flush();
+        assert_eq!(s.frequency(7), 12, "a flush counts each record once");
+        for h in 0..PENDING as u32 {
+            s.record(100 + h);
+        }
+        assert!(
+            (0..PENDING as u32).all(|h| s.frequency(100 + h) >= 1),
+            "a full buffer is counted without a flush"
+        );
     }
 
     #[test]
