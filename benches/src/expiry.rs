@@ -11,7 +11,7 @@ use std::os::unix::fs::FileExt as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cachalot_store::{Cache, ExpirySchedule, ExpiryStep, ManualClock, Policy};
+use cachalot_store::{Cache, ExpirySchedule, ExpiryStep, ExpiryTick, ManualClock, Policy};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -223,6 +223,7 @@ pub fn run_scenario(s: &Scenario) -> Result<Outcome, String> {
         ..Outcome::default()
     };
     let mut delay = RunDelay::open(s.run_delay);
+    let mut previous = None;
     // Checks, removals and sweep time since the last sample, for `--series`.
     let mut since = (0, 0, Duration::ZERO);
     if s.series {
@@ -258,8 +259,13 @@ pub fn run_scenario(s: &Scenario) -> Result<Outcome, String> {
         let measuring = ms > warmup_ms;
         if ms % period_ms == 0 {
             let record = measuring.then_some(&mut out);
+            let mut tick = match &previous {
+                Some(last) => schedule.next_tick(last),
+                None => schedule.tick(),
+            };
             let (checked, removed, spent) =
-                run_tick(&cache, schedule, &mut delay, s.wall_budget, record);
+                run_tick(&cache, &mut tick, &mut delay, s.wall_budget, record);
+            previous = Some(tick);
             since.0 += checked;
             since.1 += removed;
             since.2 += spent;
@@ -292,8 +298,8 @@ pub fn run_scenario(s: &Scenario) -> Result<Outcome, String> {
     Ok(out)
 }
 
-/// One tick of the sweep, driven as `cachalot_server::cron` drives it (without the yields),
-/// recording into `out` when given; returns the tick's checks, removals and time.
+/// Runs `tick` as `cachalot_server::cron` does (without the yields), recording into `out`
+/// when given; returns the tick's checks, removals and time.
 ///
 /// The schedule's budget is charged each step's time on CPU (its duration minus the run
 /// delay that fell in it) unless `wall_budget` or the run delay is unknown: on a shared
@@ -301,7 +307,7 @@ pub fn run_scenario(s: &Scenario) -> Result<Outcome, String> {
 /// own core does not happen.
 fn run_tick<V>(
     cache: &Cache<u64, V>,
-    schedule: ExpirySchedule,
+    tick: &mut ExpiryTick,
     delay: &mut RunDelay,
     wall_budget: bool,
     mut out: Option<&mut Outcome>,
@@ -309,7 +315,6 @@ fn run_tick<V>(
 where
     V: Send + Sync + 'static,
 {
-    let mut tick = schedule.tick();
     let (mut checked, mut reclaimed) = (0, 0);
     let mut spent = Duration::ZERO;
     while let Some(step) = tick.next_step() {

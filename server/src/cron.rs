@@ -18,13 +18,18 @@ pub async fn run(node: Arc<Node>, hz: u32, shutdown: CancellationToken) {
     let schedule = ExpirySchedule::new(hz);
     let mut timer = tokio::time::interval(schedule.period());
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A tick's budget depends on how the previous one ended.
+    let mut previous = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = timer.tick() => {}
         }
         node.sample_ops();
-        let mut tick = schedule.tick();
+        let mut tick = match &previous {
+            Some(last) => schedule.next_tick(last),
+            None => schedule.tick(),
+        };
         while let Some(step) = tick.next_step() {
             let started = Instant::now();
             let removed = match step {
@@ -34,5 +39,6 @@ pub async fn run(node: Arc<Node>, hz: u32, shutdown: CancellationToken) {
             tick.record(removed, started.elapsed());
             tokio::task::yield_now().await;
         }
+        previous = Some(tick);
     }
 }

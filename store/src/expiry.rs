@@ -112,7 +112,7 @@ fn second_of(raw: u64) -> u32 {
     u32::try_from(raw / MILLIS_PER_SECOND).unwrap_or(u32::MAX)
 }
 
-/// How one sweep step in a shard went.
+/// How one sweep (or sample) step in a shard went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SweepStep {
     /// Entries looked at.
@@ -123,7 +123,7 @@ pub(crate) struct SweepStep {
 
 impl<K, V> Shard<K, V> {
     /// Checks up to `limit` entries of the expiring index from the saved cursor, removing
-    /// the expired ones into `out`.
+    /// the expired ones into `out`, and stops early when `out` is full.
     ///
     /// A pass walks the index from its end down to its start. A removal moves the index's
     /// last entry into the freed place (swap-remove): walking down, that entry was already
@@ -144,7 +144,7 @@ impl<K, V> Shard<K, V> {
             0 => len,
             c => c.min(len),
         };
-        while step.checked < limit && cursor > 0 {
+        while step.checked < limit && cursor > 0 && !out.is_full() {
             cursor -= 1;
             step.checked += 1;
             let Some(slot) = self.expiring_slot(cursor) else {
@@ -167,17 +167,26 @@ impl<K, V> Shard<K, V> {
         step
     }
 
-    /// Looks at `samples` entries of the expiring index picked at random (repeats
-    /// possible), removing the expired ones into `out`; returns how many it removed. An
-    /// empty index gives nothing.
+    /// Looks at up to `samples` entries of the expiring index picked at random (repeats
+    /// possible), removing the expired ones into `out`, and stops early when `out` is full;
+    /// returns how many it looked at and how many it removed. An empty index counts every
+    /// sample as looked at and live.
     pub(crate) fn sample_expired(
         &mut self,
         now: u64,
         samples: usize,
         out: &mut Removals<K, V>,
-    ) -> usize {
-        let mut removed = 0;
-        for _ in 0..samples {
+    ) -> SweepStep {
+        let mut step = SweepStep {
+            checked: 0,
+            removed: 0,
+        };
+        if self.expiring_len() == 0 {
+            step.checked = samples;
+            return step;
+        }
+        while step.checked < samples && !out.is_full() {
+            step.checked += 1;
             let Some(pos) = self.random_expiring() else {
                 break;
             };
@@ -185,11 +194,11 @@ impl<K, V> Shard<K, V> {
                 if let Some(node) = self.remove(pos) {
                     self.stats().record_expiration();
                     out.push((node.key, node.value, RemovalCause::Expired));
-                    removed += 1;
+                    step.removed += 1;
                 }
             }
         }
-        removed
+        step
     }
 
     /// Count and total weight of the entries expired at `now` but still stored, found by
@@ -324,10 +333,32 @@ mod tests {
     fn samples_remove_the_expired_entries_they_meet() {
         let mut shard = shard_with(&[5, 5, 5, 5]);
         let mut out = Removals::new();
-        assert_eq!(shard.sample_expired(4, 100, &mut out), 0);
-        assert_eq!(shard.sample_expired(10, 100, &mut out), 4);
+        let live = shard.sample_expired(4, 100, &mut out);
+        assert_eq!((live.checked, live.removed), (100, 0));
+        assert_eq!(shard.sample_expired(10, 100, &mut out).removed, 4);
         assert_eq!(shard.expiring_len(), 0);
-        assert_eq!(shard.sample_expired(10, 100, &mut out), 0);
+        let empty = shard.sample_expired(10, 100, &mut out);
+        assert_eq!((empty.checked, empty.removed), (100, 0));
+    }
+
+    #[test]
+    fn sweeps_and_samples_stop_when_the_batch_is_full() {
+        let expiries = [5; 200];
+        let mut shard = shard_with(&expiries);
+        let mut out = Removals::batch();
+        let step = shard.sweep(10, 100, &mut out);
+        assert!(out.is_full());
+        assert!(step.removed < 100, "{}", step.removed);
+        assert_eq!(step.checked, step.removed);
+        let taken = out.drain().count();
+        assert_eq!(taken, step.removed);
+        // The next step resumes the pass.
+        assert_eq!(shard.sweep(10, 100, &mut out).removed, taken);
+        out.clear();
+        let sampled = shard.sample_expired(10, 1_000, &mut out);
+        assert!(out.is_full());
+        assert!(sampled.checked < 1_000);
+        assert_eq!(shard.expiring_len(), 200 - 2 * taken - sampled.removed);
     }
 
     #[test]

@@ -99,9 +99,11 @@ where
     /// eventually check every expiring entry; [`ExpirySchedule`](crate::ExpirySchedule)
     /// says how often and how much to call it.
     ///
-    /// Work is bounded by `max_checks` (an empty shard counts as one check). Locks are held
-    /// for at most 128 checks at a time, and each lock hold moves on to the next shard, so
-    /// every shard's pass over its entries advances at the same pace. A check costs a few
+    /// Work is bounded by `max_checks` (an empty shard counts as one check). A lock is held
+    /// for at most 128 checks, fewer once it removed as many entries as a 512-byte buffer
+    /// holds (`Removals::batch`: the step then never asks the allocator for a large block),
+    /// and each lock hold moves on to the next shard, so every shard's pass over its entries
+    /// advances at about the same pace. A check costs a few
     /// nanoseconds when the index shows the entry expires in a later second, and a removal
     /// about a microsecond, so `max_checks = 256` takes well under a millisecond.
     ///
@@ -114,7 +116,7 @@ where
         let now = inner.now();
         let mut budget = max_checks;
         let mut removed = 0;
-        let mut out = Removals::new();
+        let mut out = Removals::batch();
         while budget > 0 {
             // Concurrent sweepers take different shards.
             let shard_i = inner.sweep_shard.fetch_add(1, Ordering::Relaxed);
@@ -134,20 +136,21 @@ where
     /// unbiased estimate of the share of entries with an expiry that are expired, which is
     /// what [`ExpirySchedule`](crate::ExpirySchedule) acts on (Redis's active expire cycle
     /// samples likewise). Shards are visited in turn from a random one, 32 samples per lock
-    /// hold; within a shard, entries are drawn uniformly (with repeats). An empty shard
+    /// hold (fewer once it filled a 512-byte buffer of removals); within a shard, entries are drawn uniformly (with repeats). An empty shard
     /// counts its samples as live.
     pub fn sample_expired(&self, samples: usize) -> usize {
         let inner = &*self.inner;
         let now = inner.now();
         let mut left = samples;
         let mut removed = 0;
-        let mut out = Removals::new();
+        let mut out = Removals::batch();
         let mut shard_i = rand::thread_rng().gen_range(0..inner.shards.len());
         while left > 0 {
             let take = left.min(SAMPLES_PER_LOCK);
-            removed += inner.lock(shard_i).sample_expired(now, take, &mut out);
+            let step = inner.lock(shard_i).sample_expired(now, take, &mut out);
             inner.notify(&mut out);
-            left -= take;
+            removed += step.removed;
+            left -= step.checked.clamp(1, take);
             shard_i += 1;
         }
         removed
