@@ -253,10 +253,17 @@ where
     }
 
     /// Hits, misses, inserts, evictions and expirations so far, summed over the shards.
+    /// Takes each shard's lock in turn, briefly (hits and misses are counted under it).
     pub fn stats(&self) -> CacheStats {
         let mut total = CacheStats::default();
         for s in self.inner.stats.iter() {
             s.add_to(&mut total);
+        }
+        // Hits and misses are counted under each shard's lock (see `Shard::record_hit`).
+        for i in 0..self.inner.shards.len() {
+            let (hits, misses) = self.inner.lock(i).reads();
+            total.hits = total.hits.saturating_add(hits);
+            total.misses = total.misses.saturating_add(misses);
         }
         total
     }

@@ -154,6 +154,11 @@ pub(crate) struct Shard<K, V> {
     /// Weights of the entries whose weight does not fit their 32-bit field (4 GiB or
     /// more), by position: almost always empty.
     heavy: HashMap<u32, u64>,
+    /// Reads that found a live entry, and reads that did not. Kept here rather than in
+    /// `stats` (read without the lock): a read then writes no cache line besides the
+    /// shard's own, which matters when two cores take turns on a shard.
+    hits: u64,
+    misses: u64,
     /// Randomness for LFU increments and eviction sampling.
     rng: StdRng,
     usage: Arc<Usage>,
@@ -179,6 +184,8 @@ impl<K, V> Shard<K, V> {
             walk_cursor: 0,
             weight: 0,
             heavy: HashMap::new(),
+            hits: 0,
+            misses: 0,
             rng,
             usage,
             stats,
@@ -232,6 +239,19 @@ impl<K, V> Shard<K, V> {
 
     pub(crate) fn stats(&self) -> &ShardStats {
         &self.stats
+    }
+
+    pub(crate) fn record_hit(&mut self) {
+        self.hits = self.hits.wrapping_add(1);
+    }
+
+    pub(crate) fn record_miss(&mut self) {
+        self.misses = self.misses.wrapping_add(1);
+    }
+
+    /// Reads so far that found a live entry, and that did not.
+    pub(crate) fn reads(&self) -> (u64, u64) {
+        (self.hits, self.misses)
     }
 
     pub(crate) fn node(&self, pos: u32) -> Option<&Node<K, V>> {

@@ -210,8 +210,6 @@ impl CacheStats {
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct ShardStats {
-    hits: AtomicU64,
-    misses: AtomicU64,
     inserts: AtomicU64,
     evictions: AtomicU64,
     expirations: AtomicU64,
@@ -233,12 +231,6 @@ fn bump(counter: &AtomicU64, n: u64) {
 }
 
 impl ShardStats {
-    pub(crate) fn record_hit(&self) {
-        bump(&self.hits, 1);
-    }
-    pub(crate) fn record_miss(&self) {
-        bump(&self.misses, 1);
-    }
     pub(crate) fn record_insert(&self) {
         bump(&self.inserts, 1);
     }
@@ -263,8 +255,6 @@ impl ShardStats {
     /// Adds this shard's counters to `total`.
     pub(crate) fn add_to(&self, total: &mut CacheStats) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        total.hits = total.hits.saturating_add(get(&self.hits));
-        total.misses = total.misses.saturating_add(get(&self.misses));
         total.inserts = total.inserts.saturating_add(get(&self.inserts));
         total.evictions = total.evictions.saturating_add(get(&self.evictions));
         total.expirations = total.expirations.saturating_add(get(&self.expirations));
@@ -358,9 +348,6 @@ mod tests {
     #[test]
     fn shard_counters_sum_into_cache_stats() {
         let s = ShardStats::default();
-        s.record_hit();
-        s.record_hit();
-        s.record_miss();
         s.record_insert();
         s.record_eviction();
         s.record_expiration();
@@ -370,14 +357,19 @@ mod tests {
         assert_eq!(
             total,
             CacheStats {
-                hits: 4,
-                misses: 2,
+                hits: 0,
+                misses: 0,
                 inserts: 2,
                 evictions: 2,
                 expirations: 2
             }
         );
-        assert!((total.hit_ratio() - 4.0 / 6.0).abs() < 1e-9);
+        let reads = CacheStats {
+            hits: 4,
+            misses: 2,
+            ..total
+        };
+        assert!((reads.hit_ratio() - 4.0 / 6.0).abs() < 1e-9);
         assert_eq!(CacheStats::default().hit_ratio(), 0.0);
     }
 }

@@ -30,10 +30,10 @@ where
             if touch {
                 match pos {
                     Some(p) => {
-                        shard.stats().record_hit();
+                        shard.record_hit();
                         shard.touch(p, now, self.inner.lfu);
                     }
-                    None => shard.stats().record_miss(),
+                    None => shard.record_miss(),
                 }
             }
             pos.and_then(|p| shard.node(p)).map(|n| f(n, now))

@@ -112,22 +112,38 @@ impl FrequencySketch {
     }
 
     /// Counts every recorded occurrence not counted yet, in the order recorded.
+    ///
+    /// First every counter word of the batch is read (independent loads, whose cache misses
+    /// the CPU overlaps), then the increments are applied one by one to words now cached.
     pub(crate) fn flush(&mut self) {
-        let pending = self.pending;
         let len = std::mem::take(&mut self.pending_len);
-        for &hash in pending.iter().take(len) {
-            self.increment(hash);
+        let mut slots = [[(0usize, 0u64); HASHES]; PENDING];
+        let mut loaded = 0u64;
+        for (out, &hash) in slots.iter_mut().zip(self.pending.iter().take(len)) {
+            *out = SEEDS.map(|seed| self.slot(hash, seed));
+            for &(word, _) in out.iter() {
+                loaded |= self.table.get(word).copied().unwrap_or(0);
+            }
+        }
+        std::hint::black_box(loaded);
+        for &key_slots in slots.iter().take(len) {
+            self.increment_slots(key_slots);
         }
     }
 
-    /// Counts one occurrence of `hash` now; halves every counter when the sample is complete.
+    /// Counts one occurrence of `hash` now, as a flush would.
+    #[cfg(test)]
+    fn increment(&mut self, hash: u32) {
+        self.increment_slots(SEEDS.map(|seed| self.slot(hash, seed)));
+    }
+
+    /// Counts one occurrence of the key whose counters are at `slots`; halves every counter when the sample is complete.
     ///
     /// Only the smallest of the key's counters go up (a *conservative update*): the others
     /// already count collisions with other keys, and raising them too would inflate those
     /// keys' estimates. On the trace harness this lowered W-TinyLFU's geometric-mean miss
     /// ratio against OPT from 1.160 to 1.155 (2M requests).
-    fn increment(&mut self, hash: u32) {
-        let slots = SEEDS.map(|seed| self.slot(hash, seed));
+    fn increment_slots(&mut self, slots: [(usize, u64); HASHES]) {
         let min = slots
             .iter()
             .map(|&(word, shift)| {
@@ -142,9 +158,8 @@ impl FrequencySketch {
         }
         for (word, shift) in slots {
             if let Some(w) = self.table.get_mut(word) {
-                if (*w >> shift) & COUNTER_MAX == min {
-                    *w += 1 << shift;
-                }
+                // Branch-free: whether each counter is a minimum is a coin toss to the CPU.
+                *w += u64::from((*w >> shift) & COUNTER_MAX == min) << shift;
             }
         }
         self.additions += 1;
