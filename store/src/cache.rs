@@ -25,7 +25,7 @@ use crate::expiry;
 use crate::memory::{Change, Limits, Usage};
 use crate::policy::{Policy, RemovalCause};
 use crate::shard::{Removals, Shard};
-use crate::stats::{CacheStats, LfuConfig, ShardStats};
+use crate::stats::{CacheStats, LfuConfig, ShardStats, SketchGate};
 
 pub use builder::CacheBuilder;
 pub use keyspace::ExpiredUsage;
@@ -55,6 +55,9 @@ pub(crate) struct Inner<K, V> {
     /// concurrent switches cannot leave shards tracking for a policy no longer in force.
     /// Never taken while a shard lock is held.
     pub(crate) policy_switch: Mutex<()>,
+    /// Whether W-TinyLFU sketches count (shared with every shard): only while the cache
+    /// has a bound; see `update_sketching`.
+    pub(crate) sketching: Arc<SketchGate>,
     /// The key hasher, secretly seeded (see `builder::key_hasher`).
     pub(crate) hasher: SeedableRandomState,
     /// `shards.len() - 1`; shard of a key = low bits of its hash.
@@ -94,6 +97,13 @@ impl<K, V> Inner<K, V> {
         if let Some(listener) = &self.listener {
             listener(key, value, cause);
         }
+    }
+
+    /// Opens the sketches' gate while the cache has a bound (by weight or by entries) and
+    /// closes it while it has none.
+    pub(crate) fn update_sketching(&self) {
+        let bounded = self.limits.max_weight().is_some() || self.limits.max_entries().is_some();
+        self.sketching.set(bounded);
     }
 
     pub(crate) fn now(&self) -> u64 {
@@ -301,6 +311,7 @@ where
     /// away, under the current policy, until the cache fits (or nothing is evictable).
     pub fn set_max_weight(&self, max: Option<u64>) {
         self.inner.limits.set_max_weight(max);
+        self.inner.update_sketching();
         let home = rand::random::<usize>() % self.inner.shards.len().max(1);
         self.inner
             .evict_across(home, None, Change::NONE, self.inner.now());
@@ -317,6 +328,41 @@ mod tests {
     fn caches_can_be_shared_across_threads() {
         shareable::<Cache<String, Vec<u8>>>();
         shareable::<Cache<u64, std::sync::Arc<str>>>();
+    }
+
+    /// The sketch estimate of `key` in its shard, every buffered access counted.
+    fn sketched(cache: &Cache<u32, u32>, key: u32) -> u8 {
+        let (hash, i) = cache.locate(&key);
+        let mut shard = cache.inner.lock(i);
+        let pos = shard.find(hash, &key).expect("present");
+        shard.flush_sketch();
+        shard.sketch_frequency(pos)
+    }
+
+    #[test]
+    fn the_sketch_counts_only_in_a_bounded_cache() {
+        let cache: Cache<u32, u32> = Cache::builder()
+            .shards(1)
+            .policy(Policy::tiny_lfu())
+            .weigher(|_, _| 100)
+            .build()
+            .expect("valid");
+        let overhead = cache.entry_overhead_bytes();
+        for k in 0..4 {
+            cache.insert(k, k).expect("unbounded");
+        }
+        for _ in 0..5 {
+            cache.get(&0);
+        }
+        assert_eq!(sketched(&cache, 0), 0, "no bound: nothing counted");
+        cache.set_max_weight(Some(10 * (100 + overhead)));
+        for _ in 0..3 {
+            cache.get(&0);
+        }
+        assert_eq!(sketched(&cache, 0), 3, "bounded: every hit counted");
+        cache.set_max_weight(None);
+        cache.get(&0);
+        assert_eq!(sketched(&cache, 0), 3, "bound removed: counting stops");
     }
 
     #[test]

@@ -31,7 +31,7 @@ use rand::Rng;
 
 use crate::expiry::{ExpiringSlot, NO_EXPIRY};
 use crate::memory::Usage;
-use crate::stats::{Access, LfuConfig, ShardStats, Tracking};
+use crate::stats::{Access, LfuConfig, ShardStats, SketchGate, Tracking};
 use lru_list::LruList;
 pub(crate) use removal::Removals;
 use slab::{Slab, NIL};
@@ -163,6 +163,8 @@ pub(crate) struct Shard<K, V> {
     rng: StdRng,
     usage: Arc<Usage>,
     stats: Arc<ShardStats>,
+    /// Whether W-TinyLFU accesses are counted in the sketch (shared with the cache).
+    sketching: Arc<SketchGate>,
 }
 
 impl<K, V> Shard<K, V> {
@@ -189,7 +191,14 @@ impl<K, V> Shard<K, V> {
             rng,
             usage,
             stats,
+            sketching: Arc::new(SketchGate::new(true)),
         }
+    }
+
+    /// Counts W-TinyLFU accesses in the sketch only while `gate` is open (a new shard
+    /// always counts).
+    pub(crate) fn share_sketch_gate(&mut self, gate: Arc<SketchGate>) {
+        self.sketching = gate;
     }
 
     /// Bytes of index structures per entry beyond its slab slot: one table slot, one control
@@ -409,7 +418,7 @@ impl<K, V> Shard<K, V> {
         self.lru.insert(&mut self.slab, pos);
         let len = self.slab.len();
         if let Some(tiny) = self.tiny.as_mut() {
-            tiny.insert(&mut self.slab, pos, len);
+            tiny.insert(&mut self.slab, pos, len, self.sketching.is_open());
         }
         if expiring {
             self.expiring_add(pos);
@@ -474,7 +483,7 @@ impl<K, V> Shard<K, V> {
         self.lru.touch(&mut self.slab, pos);
         let len = self.slab.len();
         if let Some(tiny) = self.tiny.as_mut() {
-            tiny.touch(&mut self.slab, pos, len);
+            tiny.touch(&mut self.slab, pos, len, self.sketching.is_open());
         }
     }
 

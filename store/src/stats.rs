@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rand::Rng;
 
-pub(crate) use sketch::FrequencySketch;
+pub(crate) use sketch::{FrequencySketch, SketchGate};
 
 /// The counter a new entry starts with, so a fresh key is not the first LFU victim before it
 /// had a chance to be read again. Redis calls it `LFU_INIT_VAL` and uses 5.

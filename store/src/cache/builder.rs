@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::memory::{entry_overhead, Limits, Usage};
 use crate::policy::{Policy, RemovalCause};
 use crate::shard::Shard;
-use crate::stats::{LfuConfig, ShardStats};
+use crate::stats::{LfuConfig, ShardStats, SketchGate};
 
 /// Default shards per available CPU: enough that threads rarely meet on one lock.
 const SHARDS_PER_CPU: usize = 4;
@@ -185,6 +185,8 @@ where
         let per_shard = self
             .max_entries
             .map(|m| u32::try_from(m.div_ceil(n as u64)).unwrap_or(u32::MAX));
+        // Opened below if the cache has a bound (`Inner::update_sketching`).
+        let sketching = Arc::new(SketchGate::new(false));
         let shards = stats
             .iter()
             .map(|s| {
@@ -197,6 +199,7 @@ where
                 if let Some(capacity) = per_shard {
                     shard.set_entry_capacity(capacity);
                 }
+                shard.share_sketch_gate(Arc::clone(&sketching));
                 ShardCell {
                     lock: Mutex::new(shard),
                 }
@@ -209,6 +212,7 @@ where
             limits: Limits::new(self.max_weight, self.max_entries),
             policy: AtomicU8::new(self.policy.to_u8()),
             policy_switch: Mutex::new(()),
+            sketching,
             hasher: key_hasher(),
             shard_mask: (n - 1) as u64,
             shard_bits: n.trailing_zeros(),
@@ -220,6 +224,7 @@ where
             overhead: entry_overhead::<K, V>(),
             sweep_shard: AtomicUsize::new(0),
         };
+        inner.update_sketching();
         Ok(Cache {
             inner: Arc::new(inner),
         })

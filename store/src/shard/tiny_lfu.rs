@@ -204,27 +204,43 @@ impl TinyLfu {
         self.sketch.frequency(hash32)
     }
 
-    /// Records a new entry (the shard now holds `len`): counted in the sketch, linked at
-    /// the head of the window.
-    pub(crate) fn insert<K, V>(&mut self, slab: &mut Slab<Node<K, V>>, pos: u32, len: u32) {
+    /// Records a new entry (the shard now holds `len`): counted in the sketch if `count`,
+    /// linked at the head of the window.
+    pub(crate) fn insert<K, V>(
+        &mut self,
+        slab: &mut Slab<Node<K, V>>,
+        pos: u32,
+        len: u32,
+        count: bool,
+    ) {
         let Some(hash32) = slab.get(pos).map(Node::hash32) else {
             return;
         };
-        if len > self.sketch.capacity() {
-            self.sketch.ensure_capacity(len);
+        if count {
+            if len > self.sketch.capacity() {
+                self.sketch.ensure_capacity(len);
+            }
+            self.sketch.record(hash32);
         }
-        self.sketch.record(hash32);
         self.link(slab, pos, Segment::Window);
     }
 
-    /// Records an access (the shard holds `len`): counted in the sketch; in the window or
+    /// Records an access (the shard holds `len`): counted in the sketch if `count`; in the window or
     /// protected, moved to its head; in probation, promoted to protected, demoting
     /// protected's oldest entries to probation while protected is over its target.
-    pub(crate) fn touch<K, V>(&mut self, slab: &mut Slab<Node<K, V>>, pos: u32, len: u32) {
+    pub(crate) fn touch<K, V>(
+        &mut self,
+        slab: &mut Slab<Node<K, V>>,
+        pos: u32,
+        len: u32,
+        count: bool,
+    ) {
         let Some((hash32, segment)) = slab.get(pos).map(|n| (n.hash32(), n.segment())) else {
             return;
         };
-        self.sketch.record(hash32);
+        if count {
+            self.sketch.record(hash32);
+        }
         match segment {
             Segment::Window => self.window.touch(slab, pos),
             Segment::Protected => self.protected.touch(slab, pos),
