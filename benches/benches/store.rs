@@ -230,6 +230,46 @@ fn get_and_insert(c: &mut Criterion) {
     bench_group(c, "store/insert", Op::Insert, &work);
 }
 
+/// Reads from caches bounded with room for every key, so that their policies keep all
+/// their bookkeeping (an unbounded cache needs none: neither ours nor moka keeps a
+/// frequency sketch without a bound), though nothing is evicted.
+fn get_bounded(c: &mut Criterion) {
+    let work = Workload::new(KEYS);
+    let entry_bytes = (KEY_BYTES + VALUE_BYTES) as u64;
+    // Room for every key with 5% to spare: nothing is evicted.
+    let room = |per_entry: u64| KEYS as u64 * per_entry * 21 / 20;
+    let lru = ours(Policy::allkeys_lru());
+    let tiny = ours(Policy::tiny_lfu());
+    for c in [&lru, &tiny] {
+        c.set_max_weight(Some(room(entry_bytes + c.entry_overhead_bytes())));
+    }
+    let moka = moka::sync::Cache::<Box<[u8]>, Bytes>::builder()
+        .max_capacity(room(entry_bytes))
+        .weigher(|k, v| (k.len() + v.len()) as u32)
+        .build();
+    let stores: [(&str, &dyn Store); 3] = [
+        ("cachalot-lru", &lru),
+        ("cachalot-tinylfu", &tiny),
+        ("moka", &moka),
+    ];
+    for (_, store) in stores {
+        for i in 0..work.keys {
+            store.insert(Box::from(key(i)), value());
+        }
+    }
+    moka.run_pending_tasks();
+    let mut group = c.benchmark_group("store/get_bounded");
+    for threads in THREADS {
+        group.throughput(Throughput::Elements(BATCH_OPS * threads as u64));
+        for (label, store) in stores {
+            group.bench_with_input(BenchmarkId::new(label, threads), &threads, |b, &t| {
+                b.iter_custom(|iters| run(store, &work, Op::Get, t, iters));
+            });
+        }
+    }
+    group.finish();
+}
+
 /// Inserts over a keyspace ten times what fits: hits replace, misses evict.
 fn insert_evicting(c: &mut Criterion) {
     let work = Workload::new(EVICTION_KEYS);
@@ -298,6 +338,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = get_and_insert, insert_evicting, policy_switch
+    targets = get_and_insert, get_bounded, insert_evicting, policy_switch
 }
 criterion_main!(benches);
