@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cachalot_store::{Cache, ExpirySchedule, ExpiryStep, ExpiryTick, ManualClock, Policy};
+use nix::time::{clock_gettime, ClockId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -173,6 +174,10 @@ pub struct Outcome {
     pub steps: Vec<Duration>,
     /// The same minus the run delay that fell in it; empty without schedstat.
     pub on_cpu: Vec<Duration>,
+    /// The thread's own CPU time in every step (`CLOCK_THREAD_CPUTIME_ID`): neither time
+    /// waiting for a CPU nor, in a guest kernel with paravirtual steal accounting, time the
+    /// hypervisor ran something else; empty where the clock is not available.
+    pub thread_cpu: Vec<Duration>,
     /// Steps during which the thread waited for a CPU.
     pub preempted: u64,
     /// Sweep time of every tick (its steps' sum).
@@ -319,12 +324,14 @@ where
     let mut spent = Duration::ZERO;
     while let Some(step) = tick.next_step() {
         let delay_before = delay.read();
+        let cpu_before = thread_cpu_time();
         let started = Instant::now();
         let removed = match step {
             ExpiryStep::Sample(samples) => cache.sample_expired(samples),
             ExpiryStep::Sweep(checks) => cache.sweep_expired(checks),
         };
         let took = started.elapsed();
+        let cpu_after = thread_cpu_time();
         let delay_after = delay.read();
         let on_cpu = match (delay_before, delay_after) {
             (Some(before), Some(after)) => Some(took.saturating_sub(after.saturating_sub(before))),
@@ -347,6 +354,9 @@ where
             if let Some(t) = on_cpu {
                 o.preempted += u64::from(t < took);
                 o.on_cpu.push(t);
+            }
+            if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+                o.thread_cpu.push(after.saturating_sub(before));
             }
             o.checks += checks;
             o.removed += removed as u64;
@@ -382,6 +392,46 @@ impl RunDelay {
         let nanos = stat.split_whitespace().nth(1)?.parse().ok()?;
         Some(Duration::from_nanos(nanos))
     }
+}
+
+/// The control experiment for the pause columns: `secs` seconds of back-to-back steps that
+/// each do the same fixed arithmetic (`rounds` rounds of a 64-bit mixer, no memory traffic
+/// and no allocation), timed exactly as [`run_scenario`] times sweep steps. Whatever long
+/// steps it shows come from the machine, not from the store.
+pub fn control_steps(secs: u64, rounds: u64) -> Outcome {
+    let mut out = Outcome::default();
+    let mut delay = RunDelay::open(true);
+    let started = Instant::now();
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    while started.elapsed() < Duration::from_secs(secs) {
+        let delay_before = delay.read();
+        let cpu_before = thread_cpu_time();
+        let step = Instant::now();
+        for _ in 0..rounds {
+            x ^= x >> 31;
+            x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        }
+        std::hint::black_box(x);
+        let took = step.elapsed();
+        let cpu_after = thread_cpu_time();
+        if let (Some(before), Some(after)) = (delay_before, delay.read()) {
+            let on_cpu = took.saturating_sub(after.saturating_sub(before));
+            out.preempted += u64::from(on_cpu < took);
+            out.on_cpu.push(on_cpu);
+        }
+        if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+            out.thread_cpu.push(after.saturating_sub(before));
+        }
+        out.steps.push(took);
+    }
+    out.wall = started.elapsed();
+    out
+}
+
+/// The calling thread's CPU time so far, if the clock is available.
+fn thread_cpu_time() -> Option<Duration> {
+    let t = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).ok()?;
+    Some(Duration::from(t))
 }
 
 /// CPU time the hypervisor gave to others while this machine's CPUs wanted to run (steal

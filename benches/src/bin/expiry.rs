@@ -47,7 +47,9 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cachalot_benches::expiry::{host_steal, run_scenario, Batch, Outcome, Scenario, TtlRange};
+use cachalot_benches::expiry::{
+    control_steps, host_steal, run_scenario, Batch, Outcome, Scenario, TtlRange,
+};
 use cachalot_benches::parse_list;
 use cachalot_benches::table::render;
 use cachalot_store::Policy;
@@ -119,6 +121,15 @@ struct Args {
     /// removals and time since the previous sample too).
     #[arg(long)]
     series: bool,
+    /// Instead of a workload, time `--control-secs` seconds of fixed-work steps (no store)
+    /// the way sweep steps are timed, and print their step table: long steps there are the
+    /// machine's.
+    #[arg(long)]
+    control_secs: Option<u64>,
+    /// Rounds of arithmetic per control step (about 35 µs, a median sweep step, on the
+    /// 2-core benchmark machine).
+    #[arg(long, default_value_t = 20_000)]
+    control_rounds: u64,
     /// Print markdown tables.
     #[arg(long)]
     markdown: bool,
@@ -202,56 +213,53 @@ fn step_table(runs: &[(Scenario, Outcome)]) -> Vec<Vec<String>> {
         "steps",
         "preempted",
         "p50 µs",
-        "p99 µs",
-        "p99.9 µs",
-        "max µs",
-        "> 1 ms",
-        "on CPU: p99 µs",
-        "p99.9 µs",
-        "max µs",
-        "> 1 ms",
     ]
+    .into_iter()
+    .chain(PAUSE_HEADERS.iter().flatten().copied())
     .map(str::to_owned)
-    .to_vec()];
+    .collect::<Vec<_>>()];
     for (s, o) in runs {
         let mut steps = o.steps.clone();
         steps.sort_unstable();
-        let mut on_cpu = o.on_cpu.clone();
-        on_cpu.sort_unstable();
-        let cpu = |p: f64| {
-            if on_cpu.is_empty() {
-                "-".to_owned()
-            } else {
-                micros(quantile(&on_cpu, p))
-            }
-        };
-        let over = |v: &[Duration]| {
-            v.iter()
-                .filter(|&&d| d > Duration::from_micros(MAX_PAUSE_MICROS))
-                .count()
-                .to_string()
-        };
         let mut row = label(s);
         row.extend([
             steps.len().to_string(),
             o.preempted.to_string(),
             micros(quantile(&steps, 0.5)),
-            micros(quantile(&steps, 0.99)),
-            micros(quantile(&steps, 0.999)),
-            micros(quantile(&steps, 1.0)),
-            over(&steps),
-            cpu(0.99),
-            cpu(0.999),
-            cpu(1.0),
-            if on_cpu.is_empty() {
-                "-".to_owned()
-            } else {
-                over(&on_cpu)
-            },
         ]);
+        row.extend(pause_columns(&steps));
+        row.extend(pause_columns(&o.on_cpu));
+        row.extend(pause_columns(&o.thread_cpu));
         rows.push(row);
     }
     rows
+}
+
+/// Headers of [`pause_columns`] for wall time, time on CPU and thread CPU time.
+const PAUSE_HEADERS: [[&str; 4]; 3] = [
+    ["p99 µs", "p99.9 µs", "max µs", "> 1 ms"],
+    ["on CPU: p99 µs", "p99.9 µs", "max µs", "> 1 ms"],
+    ["thread CPU: p99 µs", "p99.9 µs", "max µs", "> 1 ms"],
+];
+
+/// p99, p99.9, max and the count over a millisecond of step times, or dashes when there
+/// are none (the measurement was not available).
+fn pause_columns(times: &[Duration]) -> [String; 4] {
+    if times.is_empty() {
+        return ["-", "-", "-", "-"].map(str::to_owned);
+    }
+    let mut sorted = times.to_vec();
+    sorted.sort_unstable();
+    let over = sorted
+        .iter()
+        .filter(|&&d| d > Duration::from_micros(MAX_PAUSE_MICROS))
+        .count();
+    [
+        micros(quantile(&sorted, 0.99)),
+        micros(quantile(&sorted, 0.999)),
+        micros(quantile(&sorted, 1.0)),
+        over.to_string(),
+    ]
 }
 
 fn work_table(runs: &[(Scenario, Outcome)]) -> Vec<Vec<String>> {
@@ -348,6 +356,27 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn Error>> {
+    if let Some(secs) = args.control_secs {
+        let outcome = control_steps(secs, args.control_rounds);
+        let mut steps = outcome.steps.clone();
+        steps.sort_unstable();
+        let mut rows = vec![["steps", "preempted", "p50 µs"]
+            .into_iter()
+            .chain(PAUSE_HEADERS.iter().flatten().copied())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()];
+        let mut row = vec![
+            steps.len().to_string(),
+            outcome.preempted.to_string(),
+            micros(quantile(&steps, 0.5)),
+        ];
+        row.extend(pause_columns(&steps));
+        row.extend(pause_columns(&outcome.on_cpu));
+        row.extend(pause_columns(&outcome.thread_cpu));
+        rows.push(row);
+        writeln!(std::io::stdout().lock(), "{}", render(&rows, args.markdown))?;
+        return Ok(());
+    }
     let mut runs = Vec::new();
     for s in scenarios(&args)? {
         let steal_before = host_steal();
