@@ -8,6 +8,8 @@
 //! # Module map
 //! - [`net`]: accept loop ([`net::listener::run`]), one task per connection, sessions, the
 //!   client registry.
+//! - [`cluster`]: slot placement: the consistent-hash ring with bounded loads and the
+//!   slot map it computes from the shard set.
 //! - [`command`]: the command table ([`command::table`]) and one file per family.
 //! - [`node`]: the state connections share; [`key`] and [`value`]: what the keyspace stores.
 //! - [`config`]: defaults, TOML file, environment and flags; [`cron`]: active expiry.
@@ -29,11 +31,13 @@
 //! commands (`MSET`, `MSETNX`, `RENAME`, `COPY`) are not atomic across keys.
 //!
 //! # Not here yet
-//! Cluster mode, replication, client-side caching, pub/sub, transactions, scripting,
+//! Cluster mode beyond slot placement (membership, redirects, `CLUSTER` commands,
+//! migration), replication, client-side caching, pub/sub, transactions, scripting,
 //! lists, sets and sorted sets: those commands answer `-ERR unknown command`.
 
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod cron;
