@@ -5,14 +5,17 @@
 //! Every node computes the slot map itself, so everything below is part of the cluster's
 //! contract: change any of it and nodes of two versions disagree on owners.
 //!
-//! - **Hash**: XXH3-64 (`xxh3_64`, seed 0) over the byte strings below. Integers are
+//! - **Hash**: XXH3-64 (`xxh3_64`, seed 0) over the byte string below. Integers are
 //!   big-endian.
 //! - **Virtual nodes**: a shard of weight `w` places `w × vnodes_per_weight` virtual
 //!   nodes, with replica indexes `0..w × vnodes_per_weight`. Replica `r` of shard `id`
 //!   sits at `xxh3_64(b"cachalot-vnode" ‖ id as u64 ‖ r as u32)` (26 bytes). Raising a
 //!   weight only adds virtual nodes; the existing ones stay where they are.
-//! - **Slots**: slot `s` sits at `xxh3_64(b"cachalot-slot" ‖ s as u16)` (15 bytes). The
-//!   distinct prefixes and lengths keep the two encodings from ever hashing the same input.
+//! - **Slots**: slot `s` sits at `s × 2⁵⁰`: the 16384 slots evenly spaced around the
+//!   ring, in order. (Hashed slot positions were measured too, below; spacing them evenly
+//!   takes away the slot-count noise of random positions, about 1/√(S/n), so fewer shards
+//!   reach their bound, and keeps a shard's slots in runs, so `CLUSTER SLOTS` lists fewer
+//!   ranges.)
 //! - **Clockwise**: the first virtual node clockwise of position `p` is the one with the
 //!   smallest position `≥ p`, or the smallest position overall if none is `≥ p`. Virtual
 //!   nodes at equal positions are ordered by shard id.
@@ -30,10 +33,11 @@
 //! A join or leave moves the joiner's or leaver's slots, and also some slots between two
 //! other shards: every capacity changes with the mean, so the excess a full shard sheds
 //! clockwise changes too. Over 2..=64 shards (`docs/benchmarks.md`, "Cluster placement")
-//! those collateral moves were at most 84 slots, and a join or leave moved 1.07× the ideal
-//! `16384/(n+1)` on average, 1.17× at worst averaged per n, 1.30× at worst for one id set.
-//! Assignment in ring-position order, nearest-first, or natural owners before overflow
-//! measured the same within noise; slot-number order is the simplest and fastest.
+//! those collateral moves were at most 65 slots, and a join or leave moved 1.04× the ideal
+//! `16384/(n+1)` on average, 1.11× at worst averaged per n, 1.21× at worst for one id set
+//! (with hashed slot positions: 84 slots, 1.07×, 1.17×, 1.30×). Assignment in ring-position
+//! order, nearest-first, or natural owners before overflow measured the same within noise;
+//! slot-number order is the simplest and fastest.
 //!
 //! Defaults: 1024 virtual nodes per unit of weight, ε = 0.05.
 
@@ -44,11 +48,11 @@ use super::shard::{ShardId, ShardSet};
 use super::slot_map::SlotMap;
 
 /// Virtual nodes per unit of weight by default. The ring's own imbalance (a shard's arcs
-/// vary by about 1/√V) adds to the imbalance of 16384 random slot positions; the load
-/// bound then moves the excess, and every join or leave reshuffles part of it. With 128
-/// a join moved 1.23× the ideal on average and up to 1.63×; with 1024, 1.07× and up to
-/// 1.30× (`docs/benchmarks.md`, "Cluster placement"), for a map built in about 2 ms at 64
-/// shards, on membership changes only.
+/// vary by about 1/√V) is what the load bound has to correct, and every join or leave
+/// reshuffles part of that correction. With 128 a join moved 1.21× the ideal on average;
+/// with 1024, 1.04× (2048 and 4096: no better), measured with evenly spaced slots
+/// (`docs/benchmarks.md`, "Cluster placement"), for a map built in a few ms at 64 shards, on
+/// membership changes only.
 pub const DEFAULT_VNODES_PER_WEIGHT: u32 = 1024;
 
 /// The most virtual nodes per unit of weight: past this the ring's own balance no longer
@@ -67,9 +71,6 @@ pub const MAX_EPSILON_PPM: u32 = 1_000_000;
 
 /// The domain prefix of a virtual node's encoding.
 const VNODE_DOMAIN: &[u8] = b"cachalot-vnode";
-
-/// The domain prefix of a slot's encoding.
-const SLOT_DOMAIN: &[u8] = b"cachalot-slot";
 
 /// One millionth, the unit of `epsilon_ppm`.
 const PPM: u128 = 1_000_000;
@@ -180,12 +181,11 @@ pub fn vnode_position(shard: ShardId, replica: u32) -> u64 {
 
 /// The ring position of slot `slot` (see the module docs).
 pub fn slot_position(slot: SlotId) -> u64 {
-    let mut buf = [0u8; SLOT_DOMAIN.len() + 2];
-    let (domain, number) = buf.split_at_mut(SLOT_DOMAIN.len());
-    domain.copy_from_slice(SLOT_DOMAIN);
-    number.copy_from_slice(&slot.get().to_be_bytes());
-    xxh3_64(&buf)
+    u64::from(slot.get()) << SLOT_SPACING_BITS
 }
+
+/// `log2(2⁶⁴ / 16384)`: slots are this many bits apart on the ring.
+const SLOT_SPACING_BITS: u32 = u64::BITS - SLOT_COUNT.trailing_zeros();
 
 /// All slots, in slot-number order.
 pub(crate) fn all_slots() -> impl Iterator<Item = SlotId> {

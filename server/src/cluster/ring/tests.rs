@@ -33,10 +33,10 @@ fn positions_are_pinned_by_the_wire_contract() {
     vnode.extend_from_slice(&7u64.to_be_bytes());
     vnode.extend_from_slice(&3u32.to_be_bytes());
     assert_eq!(vnode_position(ShardId::new(7), 3), xxh3_64(&vnode));
-    let mut slot = Vec::from(*b"cachalot-slot");
-    slot.extend_from_slice(&12182u16.to_be_bytes());
     let s = SlotId::new(12182).expect("slot");
-    assert_eq!(slot_position(s), xxh3_64(&slot));
+    assert_eq!(slot_position(s), 12182 << 50);
+    let last = SlotId::new(16383).expect("slot");
+    assert_eq!(slot_position(last), u64::MAX - (1 << 50) + 1);
     assert_ne!(
         vnode_position(ShardId::new(7), 3),
         vnode_position(ShardId::new(3), 7)
