@@ -212,16 +212,8 @@ fn contenders(work: &Workload) -> Vec<(&'static str, Box<dyn Store>)> {
 
 fn bench_group(c: &mut Criterion, name: &str, op: Op, work: &Workload) {
     let stores = contenders(work);
-    let mut group = c.benchmark_group(name);
-    for threads in THREADS {
-        group.throughput(Throughput::Elements(BATCH_OPS * threads as u64));
-        for (label, store) in &stores {
-            group.bench_with_input(BenchmarkId::new(*label, threads), &threads, |b, &t| {
-                b.iter_custom(|iters| run(store.as_ref(), work, op, t, iters));
-            });
-        }
-    }
-    group.finish();
+    let refs: Vec<(&str, &dyn Store)> = stores.iter().map(|(l, s)| (*l, s.as_ref())).collect();
+    bench_stores(c, name, op, work, &refs);
 }
 
 fn get_and_insert(c: &mut Criterion) {
@@ -258,12 +250,23 @@ fn get_bounded(c: &mut Criterion) {
         }
     }
     moka.run_pending_tasks();
-    let mut group = c.benchmark_group("store/get_bounded");
+    bench_stores(c, "store/get_bounded", Op::Get, &work, &stores);
+}
+
+/// The group `name`: `op` on each of `stores`, at each thread count.
+fn bench_stores(
+    c: &mut Criterion,
+    name: &str,
+    op: Op,
+    work: &Workload,
+    stores: &[(&str, &dyn Store)],
+) {
+    let mut group = c.benchmark_group(name);
     for threads in THREADS {
         group.throughput(Throughput::Elements(BATCH_OPS * threads as u64));
-        for (label, store) in stores {
+        for &(label, store) in stores {
             group.bench_with_input(BenchmarkId::new(label, threads), &threads, |b, &t| {
-                b.iter_custom(|iters| run(store, &work, Op::Get, t, iters));
+                b.iter_custom(|iters| run(store, work, op, t, iters));
             });
         }
     }
@@ -290,16 +293,7 @@ fn insert_evicting(c: &mut Criterion) {
         ("cachalot-tinylfu", &tiny),
         ("moka", &moka),
     ];
-    let mut group = c.benchmark_group("store/insert_evicting");
-    for threads in THREADS {
-        group.throughput(Throughput::Elements(BATCH_OPS * threads as u64));
-        for (label, store) in stores {
-            group.bench_with_input(BenchmarkId::new(label, threads), &threads, |b, &t| {
-                b.iter_custom(|iters| run(store, &work, Op::Insert, t, iters));
-            });
-        }
-    }
-    group.finish();
+    bench_stores(c, "store/insert_evicting", Op::Insert, &work, &stores);
 }
 
 /// Switching from `noeviction` into `allkeys-lru` and back: the LRU lists' rebuild from

@@ -219,20 +219,27 @@ fn step_table(runs: &[(Scenario, Outcome)]) -> Vec<Vec<String>> {
     .map(str::to_owned)
     .collect::<Vec<_>>()];
     for (s, o) in runs {
-        let mut steps = o.steps.clone();
-        steps.sort_unstable();
         let mut row = label(s);
-        row.extend([
-            steps.len().to_string(),
-            o.preempted.to_string(),
-            micros(quantile(&steps, 0.5)),
-        ]);
-        row.extend(pause_columns(&steps));
-        row.extend(pause_columns(&o.on_cpu));
-        row.extend(pause_columns(&o.thread_cpu));
+        row.extend(step_columns(o));
         rows.push(row);
     }
     rows
+}
+
+/// Steps, preempted steps, the median step and [`pause_columns`] of wall time, time on CPU
+/// and thread CPU time.
+fn step_columns(o: &Outcome) -> Vec<String> {
+    let mut steps = o.steps.clone();
+    steps.sort_unstable();
+    let mut row = vec![
+        steps.len().to_string(),
+        o.preempted.to_string(),
+        micros(quantile(&steps, 0.5)),
+    ];
+    row.extend(pause_columns(&steps));
+    row.extend(pause_columns(&o.on_cpu));
+    row.extend(pause_columns(&o.thread_cpu));
+    row
 }
 
 /// Headers of [`pause_columns`] for wall time, time on CPU and thread CPU time.
@@ -358,22 +365,14 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<(), Box<dyn Error>> {
     if let Some(secs) = args.control_secs {
         let outcome = control_steps(secs, args.control_rounds);
-        let mut steps = outcome.steps.clone();
-        steps.sort_unstable();
-        let mut rows = vec![["steps", "preempted", "p50 µs"]
-            .into_iter()
-            .chain(PAUSE_HEADERS.iter().flatten().copied())
-            .map(str::to_owned)
-            .collect::<Vec<_>>()];
-        let mut row = vec![
-            steps.len().to_string(),
-            outcome.preempted.to_string(),
-            micros(quantile(&steps, 0.5)),
+        let rows = vec![
+            ["steps", "preempted", "p50 µs"]
+                .into_iter()
+                .chain(PAUSE_HEADERS.iter().flatten().copied())
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+            step_columns(&outcome),
         ];
-        row.extend(pause_columns(&steps));
-        row.extend(pause_columns(&outcome.on_cpu));
-        row.extend(pause_columns(&outcome.thread_cpu));
-        rows.push(row);
         writeln!(std::io::stdout().lock(), "{}", render(&rows, args.markdown))?;
         return Ok(());
     }

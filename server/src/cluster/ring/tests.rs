@@ -267,8 +267,8 @@ proptest! {
         let (before, after) = (map_of(&set, RingConfig::default()), map_of(&joined, RingConfig::default()));
         let moves = before.moves_to(&after);
         let ideal = f64::from(SLOT_COUNT) / joined.len() as f64;
-        // Measured with the ring bench over 2..=64 shards: moved/ideal at most 1.30,
-        // old→old moves at most 0.31 of the ideal; the bounds leave room for other ids.
+        // Measured with the ring bench over 2..=64 shards: moved/ideal at most 1.21,
+        // old→old moves at most 65 slots; the bounds leave room for other ids.
         prop_assert!(moves.len() as f64 <= 1.6 * ideal, "{} moves, ideal {}", moves.len(), ideal);
         prop_assert!(moves.iter().all(|m| m.from != joiner));
         prop_assert_eq!(
