@@ -223,6 +223,19 @@ impl TinyLfu {
             self.sketch.record(hash32);
         }
         self.link(slab, pos, Segment::Window);
+        if count {
+            // A bounded cache passes the window's overflow on to probation as it goes (one
+            // entry per insert), as Caffeine does after each write; otherwise the first
+            // eviction would move all of it at once, O(n) under the shard lock. An
+            // unbounded cache never evicts, so its window is left to grow.
+            let max = self.window_max(len).saturating_add(1);
+            while self.window_len > max {
+                let Some(oldest) = self.window.tail() else {
+                    break;
+                };
+                self.move_to(slab, oldest, Segment::Probation);
+            }
+        }
     }
 
     /// Records an access (the shard holds `len`): counted in the sketch if `count`; in the window or
@@ -376,6 +389,22 @@ mod tests {
         assert!(s.remove(a).is_some());
         assert_eq!(s.segment_len(Segment::Protected), 0);
         assert_eq!(s.window_max(), 2);
+    }
+
+    #[test]
+    fn a_bounded_window_passes_its_overflow_to_probation_as_entries_arrive() {
+        // Capacity 200: the window's target is 2 entries, and it may hold one more.
+        let mut s = shard(200);
+        let pos: Vec<u32> = (0..6).map(|k| put(&mut s, k)).collect();
+        assert_eq!(order(&s, Segment::Window), pos[3..].to_vec());
+        assert_eq!(order(&s, Segment::Probation), pos[..3].to_vec());
+        // Without a bound (the sketch gate closed) nothing is ever evicted: the window
+        // keeps every entry and nothing moves.
+        let mut unbounded = shard(200);
+        unbounded.share_sketch_gate(Arc::new(crate::stats::SketchGate::new(false)));
+        let pos: Vec<u32> = (0..6).map(|k| put(&mut unbounded, k)).collect();
+        assert_eq!(order(&unbounded, Segment::Window), pos);
+        assert_eq!(unbounded.segment_len(Segment::Probation), 0);
     }
 
     #[test]
