@@ -414,4 +414,21 @@ mod tests {
             "1@nowhere",
         );
     }
+
+    #[test]
+    fn cluster_settings_read_from_a_file() {
+        let mut c = Config::default();
+        c.apply_file(
+            "port = 7001\ncluster-enabled = true\ncluster-id = 1\n\
+             cluster-shards = \"1@127.0.0.1:7001,2@127.0.0.1:7002\"\n",
+        )
+        .expect("valid file");
+        assert!(c.cluster_enabled);
+        assert_eq!(c.cluster_id, Some(ShardId::new(1)));
+        assert!(c.validate().is_ok());
+        let mut c = Config::default();
+        c.apply_file("cluster-enabled = \"no\"\n")
+            .expect("valid file");
+        assert!(!c.cluster_enabled);
+    }
 }

@@ -266,8 +266,13 @@ fn plain_clients_get_moved_and_crossslot_in_redis_words() {
             format!("-MOVED {slot} 127.0.0.1:{}\r\n", tag_owner.port())
         );
     }
-    // Commands without keys run on any node.
+    // Commands without keys run on any node; there is one database, as in Redis Cluster.
     assert_eq!(con.call_str(&["PING"]), "+PONG\r\n");
+    assert_eq!(con.call_str(&["SELECT", "0"]), "+OK\r\n");
+    assert_eq!(
+        con.call_str(&["SELECT", "1"]),
+        "-ERR SELECT is not allowed in cluster mode\r\n"
+    );
     assert_eq!(con.call_str(&["DBSIZE"]), ":1\r\n");
 }
 
