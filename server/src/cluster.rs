@@ -6,6 +6,8 @@
 //!   loads, and the exact encoding every node must share.
 //! - [`slot_map`]: [`SlotMap`], the result: each slot's owner, per-shard counts, runs of
 //!   slots, and the moves between two maps.
+//! - [`topology`]: [`Topology`], a static cluster (the shard list every node was started
+//!   with) and the routing of keys to their owner (`MOVED`, `CROSSSLOT`).
 //!
 //! Everything here is pure and sans-IO: the same shard set and [`RingConfig`] give the
 //! same map on every node, whatever order the shards were listed in.
@@ -24,7 +26,11 @@
 pub mod ring;
 pub mod shard;
 pub mod slot_map;
+pub mod topology;
 
 pub use ring::{HashRing, RingConfig, RingError};
 pub use shard::{Shard, ShardId, ShardSet};
 pub use slot_map::{SlotMap, SlotMove, SlotRange};
+pub use topology::{
+    node_id, parse_shard_list, ClusterPeer, PeerInfo, Redirect, Topology, TopologyError,
+};

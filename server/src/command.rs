@@ -1,7 +1,8 @@
 //! The command table and dispatch. From a command name to its handler is one lookup in
-//! [`table`] and one file per family: `string`, `keys`, `hash`, `connection`, `server`.
+//! [`table`] and one file per family: `string`, `keys`, `hash`, `connection`, `server`, `cluster`.
 
 pub mod client;
+pub mod cluster;
 pub mod connection;
 pub mod hash;
 pub mod info;
@@ -165,7 +166,8 @@ pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: 
         ctx.error(&e);
         return;
     };
-    // Redis's order: unknown command, then arity, then authentication, then memory.
+    // Redis's order: unknown command, then arity, then authentication, then cluster
+    // redirection, then memory.
     if !spec.arity_ok(args.len()) {
         node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
         ctx.error(&CommandError::WrongArity(spec.name.to_string()));
@@ -179,6 +181,13 @@ pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: 
             return;
         }
         ctx.session.authenticated = true;
+    }
+    if let Some(topology) = &node.cluster {
+        if let Err(e) = cluster::route(topology, spec, &args) {
+            node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+            ctx.error(&e);
+            return;
+        }
     }
     if spec.flags.contains(Flags::DENYOOM) && out_of_memory(node) {
         node.stats.error_replies.fetch_add(1, Ordering::Relaxed);

@@ -10,6 +10,7 @@ use std::time::Duration;
 use cachalot_store::Policy;
 use serde::Deserialize;
 
+use crate::cluster::{parse_shard_list, ClusterPeer, ShardId, Topology};
 use crate::error::Error;
 
 /// Redis's default for `proto-max-bulk-len`: the largest string a client may send.
@@ -59,6 +60,12 @@ pub struct Config {
     pub shards: Option<usize>,
     /// How long graceful shutdown waits for in-flight work.
     pub shutdown_timeout: Duration,
+    /// Cluster mode (`cluster-enabled`): keys are routed by slot across `cluster_shards`.
+    pub cluster_enabled: bool,
+    /// The static shard list (`cluster-shards`), the same on every node of a cluster.
+    pub cluster_shards: Vec<ClusterPeer>,
+    /// This node's shard id in `cluster_shards` (`cluster-id`).
+    pub cluster_id: Option<ShardId>,
 }
 
 impl Default for Config {
@@ -79,6 +86,9 @@ impl Default for Config {
             hz: DEFAULT_HZ,
             shards: None,
             shutdown_timeout: Duration::from_millis(DEFAULT_SHUTDOWN_TIMEOUT_MILLIS),
+            cluster_enabled: false,
+            cluster_shards: Vec::new(),
+            cluster_id: None,
         }
     }
 }
@@ -102,6 +112,9 @@ struct FileConfig {
     hz: Option<u32>,
     shards: Option<usize>,
     shutdown_timeout_ms: Option<u64>,
+    cluster_enabled: Option<toml::Value>,
+    cluster_shards: Option<String>,
+    cluster_id: Option<u64>,
 }
 
 /// One setting given as text (from a flag or an environment variable).
@@ -162,6 +175,12 @@ impl Config {
                 "shutdown-timeout-ms",
                 file.shutdown_timeout_ms.map(|v| v.to_string()),
             ),
+            (
+                "cluster-enabled",
+                file.cluster_enabled.as_ref().map(text_of),
+            ),
+            ("cluster-shards", file.cluster_shards),
+            ("cluster-id", file.cluster_id.map(|v| v.to_string())),
         ];
         for (name, value) in pairs {
             if let Some(value) = value {
@@ -206,6 +225,18 @@ impl Config {
             "hz" => self.hz = u32::try_from(num(value)?).map_err(|_| bad())?,
             "shards" => self.shards = Some(usize::try_from(num(value)?).map_err(|_| bad())?),
             "shutdown-timeout-ms" => self.shutdown_timeout = Duration::from_millis(num(value)?),
+            "cluster-enabled" => {
+                self.cluster_enabled = match value.trim().to_ascii_lowercase().as_str() {
+                    "yes" | "true" => true,
+                    "no" | "false" => false,
+                    _ => return Err(bad()),
+                }
+            }
+            "cluster-shards" => {
+                self.cluster_shards =
+                    parse_shard_list(value).map_err(|e| Error::Config(e.to_string()))?
+            }
+            "cluster-id" => self.cluster_id = Some(ShardId::new(num(value)?)),
             _ => return Err(Error::Config(format!("unknown setting '{name}'"))),
         }
         Ok(())
@@ -234,7 +265,39 @@ impl Config {
                 ));
             }
         }
+        self.cluster_topology()?;
         Ok(())
+    }
+
+    /// The static cluster topology when `cluster-enabled` is on, `None` when it is off.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for cluster settings without `cluster-enabled yes`, a missing
+    /// `cluster-id` or `cluster-shards`, a shard list the ring refuses (duplicate id or
+    /// address, this node missing), or this node's entry naming another port than `port`.
+    pub fn cluster_topology(&self) -> Result<Option<Topology>, Error> {
+        if !self.cluster_enabled {
+            if !self.cluster_shards.is_empty() || self.cluster_id.is_some() {
+                return Err(Error::Config(
+                    "cluster-shards and cluster-id need cluster-enabled yes".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        let id = self.cluster_id.ok_or_else(|| {
+            Error::Config("cluster-enabled yes needs cluster-id (this node's shard id)".into())
+        })?;
+        let topology =
+            Topology::new(&self.cluster_shards, id).map_err(|e| Error::Config(e.to_string()))?;
+        let mine = topology.myself().peer.addr;
+        if mine.port() != self.port {
+            return Err(Error::Config(format!(
+                "cluster-shards gives this node (cluster-id {}) the address {mine}, but port is {}",
+                id.get(),
+                self.port
+            )));
+        }
+        Ok(Some(topology))
     }
 }
 
@@ -307,5 +370,65 @@ mod tests {
         assert!(err.to_string().contains("maxmemory-policy"));
         assert!(Config::from_sources(None, &[("shards", "3")]).is_err());
         assert!(Config::from_sources(None, &[("nonsense", "1")]).is_err());
+    }
+
+    #[test]
+    fn cluster_settings_are_checked_together() {
+        let shards = "1@127.0.0.1:7001,2@127.0.0.1:7002";
+        let on = [
+            ("cluster-enabled", "yes"),
+            ("cluster-shards", shards),
+            ("cluster-id", "2"),
+            ("port", "7002"),
+        ];
+        let c = Config::from_sources(None, &on).expect("valid cluster");
+        assert!(c.cluster_enabled);
+        assert_eq!(c.cluster_shards.len(), 2);
+        let topology = c.cluster_topology().expect("valid").expect("enabled");
+        assert_eq!(topology.myself().peer.id, ShardId::new(2));
+        assert!(Config::from_sources(None, &[])
+            .expect("defaults")
+            .cluster_topology()
+            .expect("valid")
+            .is_none());
+        let refused = |pairs: &[Override<'_>], needle: &str| {
+            let err = Config::from_sources(None, pairs).expect_err(needle);
+            assert!(err.to_string().contains(needle), "{err}");
+        };
+        refused(&[("cluster-shards", shards)], "cluster-enabled yes");
+        refused(&[("cluster-enabled", "maybe")], "cluster-enabled");
+        refused(&on[..2], "cluster-id");
+        refused(&[on[0], on[1], ("cluster-id", "3"), on[3]], "cluster-id 3");
+        refused(&[on[0], on[1], on[2], ("port", "7001")], "port is 7001");
+        refused(
+            &[
+                on[0],
+                ("cluster-shards", "1@127.0.0.1:7001,1@127.0.0.1:7002"),
+                ("cluster-id", "1"),
+                ("port", "7001"),
+            ],
+            "twice",
+        );
+        refused(
+            &[on[0], ("cluster-shards", "1@nowhere"), on[2], on[3]],
+            "1@nowhere",
+        );
+    }
+
+    #[test]
+    fn cluster_settings_read_from_a_file() {
+        let mut c = Config::default();
+        c.apply_file(
+            "port = 7001\ncluster-enabled = true\ncluster-id = 1\n\
+             cluster-shards = \"1@127.0.0.1:7001,2@127.0.0.1:7002\"\n",
+        )
+        .expect("valid file");
+        assert!(c.cluster_enabled);
+        assert_eq!(c.cluster_id, Some(ShardId::new(1)));
+        assert!(c.validate().is_ok());
+        let mut c = Config::default();
+        c.apply_file("cluster-enabled = \"no\"\n")
+            .expect("valid file");
+        assert!(!c.cluster_enabled);
     }
 }

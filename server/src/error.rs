@@ -72,6 +72,22 @@ pub enum CommandError {
         /// The container command in upper case.
         command: String,
     },
+    /// Cluster mode: the keys' slot belongs to the node at `ip:port`.
+    #[error("MOVED {slot} {ip}:{port}")]
+    Moved {
+        /// The keys' slot.
+        slot: u16,
+        /// The owner's IP address.
+        ip: std::net::IpAddr,
+        /// The owner's client port.
+        port: u16,
+    },
+    /// Cluster mode: a multi-key command's keys hash to different slots.
+    #[error("CROSSSLOT Keys in request don't hash to the same slot")]
+    CrossSlot,
+    /// A cluster command on a node without cluster mode.
+    #[error("ERR This instance has cluster support disabled")]
+    ClusterDisabled,
     /// Any other error, already in Redis's wording (including its prefix).
     #[error("{0}")]
     Other(String),

@@ -8,8 +8,9 @@
 //! # Module map
 //! - [`net`]: accept loop ([`net::listener::run`]), one task per connection, sessions, the
 //!   client registry.
-//! - [`cluster`]: slot placement: the consistent-hash ring with bounded loads and the
-//!   slot map it computes from the shard set.
+//! - [`cluster`]: slot placement: the consistent-hash ring with bounded loads, the
+//!   slot map it computes from the shard set, and the static topology cluster mode
+//!   routes keys with (`command::cluster` answers `MOVED`, `CROSSSLOT` and `CLUSTER`).
 //! - [`command`]: the command table ([`command::table`]) and one file per family.
 //! - [`node`]: the state connections share; [`key`] and [`value`]: what the keyspace stores.
 //! - [`config`]: defaults, TOML file, environment and flags; [`cron`]: active expiry.
@@ -31,8 +32,8 @@
 //! commands (`MSET`, `MSETNX`, `RENAME`, `COPY`) are not atomic across keys.
 //!
 //! # Not here yet
-//! Cluster mode beyond slot placement (membership, redirects, `CLUSTER` commands,
-//! migration), replication, client-side caching, pub/sub, transactions, scripting,
+//! Cluster membership beyond a static shard list (raft, joining and leaving, slot
+//! migration and `-ASK`), `CLUSTER COUNTKEYSINSLOT`/`GETKEYSINSLOT`, replication, client-side caching, pub/sub, transactions, scripting,
 //! lists, sets and sorted sets: those commands answer `-ERR unknown command`.
 
 #![warn(missing_docs)]

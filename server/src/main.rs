@@ -64,6 +64,15 @@ struct Args {
     /// Storage shards (power of two); default from the core count.
     #[arg(long, env = "CACHALOT_SHARDS")]
     shards: Option<String>,
+    /// Cluster mode: yes or no (default no).
+    #[arg(long = "cluster-enabled", env = "CACHALOT_CLUSTER_ENABLED")]
+    cluster_enabled: Option<String>,
+    /// The static shard list, the same on every node: <id>@<ip>:<port>[,...].
+    #[arg(long = "cluster-shards", env = "CACHALOT_CLUSTER_SHARDS")]
+    cluster_shards: Option<String>,
+    /// This node's shard id in --cluster-shards.
+    #[arg(long = "cluster-id", env = "CACHALOT_CLUSTER_ID")]
+    cluster_id: Option<String>,
     /// Worker threads (default: one per available core).
     #[arg(long, env = "CACHALOT_THREADS")]
     threads: Option<usize>,
@@ -74,7 +83,7 @@ struct Args {
 
 impl Args {
     fn overrides(&self) -> Vec<(&'static str, &str)> {
-        let pairs: [(&'static str, &Option<String>); 14] = [
+        let pairs: [(&'static str, &Option<String>); 17] = [
             ("bind", &self.bind),
             ("port", &self.port),
             ("maxmemory", &self.maxmemory),
@@ -89,6 +98,9 @@ impl Args {
             ("lfu-decay-time", &self.lfu_decay_time),
             ("hz", &self.hz),
             ("shards", &self.shards),
+            ("cluster-enabled", &self.cluster_enabled),
+            ("cluster-shards", &self.cluster_shards),
+            ("cluster-id", &self.cluster_id),
         ];
         pairs
             .into_iter()

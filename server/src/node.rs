@@ -12,6 +12,7 @@ use cachalot_store::{Cache, CacheStats, SystemClock};
 use parking_lot::{Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Topology;
 use crate::config::Config;
 use crate::error::Error;
 use crate::key::Key;
@@ -86,6 +87,8 @@ pub struct Node {
     pub shutdown: CancellationToken,
     /// Store counters at the last `CONFIG RESETSTAT`, subtracted in `INFO`.
     pub stats_baseline: Mutex<CacheStats>,
+    /// The static cluster this node belongs to (`cluster-enabled yes`), fixed at start.
+    pub cluster: Option<Topology>,
     /// Recent (time, total commands) samples taken by the cron, for
     /// `instantaneous_ops_per_sec`; written by the cron only.
     ops_samples: Mutex<VecDeque<(Instant, u64)>>,
@@ -98,7 +101,8 @@ impl Node {
     /// Builds a node's state from a validated configuration.
     ///
     /// # Errors
-    /// [`Error::Store`] if the engine refuses the configuration.
+    /// [`Error::Store`] if the engine refuses the configuration, [`Error::Config`] for
+    /// invalid cluster settings.
     pub fn new(config: Config, shutdown: CancellationToken) -> Result<Arc<Node>, Error> {
         let mut builder = Cache::<Key, Value>::builder()
             .weigher(weigh)
@@ -113,6 +117,7 @@ impl Node {
             builder = builder.shards(n);
         }
         let store = builder.build()?;
+        let cluster = config.cluster_topology()?;
         let settings = Settings {
             maxclients: AtomicU32::new(config.maxclients),
             timeout_secs: AtomicU64::new(config.timeout_secs),
@@ -133,6 +138,7 @@ impl Node {
             run_id: random_run_id(),
             shutdown,
             stats_baseline: Mutex::new(CacheStats::default()),
+            cluster,
             ops_samples: Mutex::new(VecDeque::with_capacity(OPS_SAMPLES)),
         }))
     }

@@ -5,7 +5,7 @@
 //! where `cargo test --workspace` builds it (the server package has integration tests,
 //! which makes cargo build its binary first), or at `$CACHALOT_SERVER_BIN`.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -13,6 +13,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// How long one run of a Redis tool may take before the test fails.
+const TOOL_TIMEOUT_SECS: u64 = 120;
 /// How long a server may take to start listening.
 const START_TIMEOUT_SECS: u64 = 20;
 /// Log lines kept for the panic message when a server misbehaves.
@@ -53,8 +55,28 @@ impl ServerProcess {
 
     /// Starts a node with extra flags (for example `["--maxmemory", "1mb"]`).
     pub fn start_with(args: &[&str]) -> ServerProcess {
+        let mut all = vec!["--port", "0"];
+        all.extend_from_slice(args);
+        match ServerProcess::spawn(&all) {
+            Ok(server) => server,
+            Err(log) => panic!("cachalot-server exited before listening; log:\n{log}"),
+        }
+    }
+
+    /// Starts a node on `port` with extra flags; `None` if it exits before listening (most
+    /// likely: another process took the port), so the caller can retry on other ports.
+    pub fn try_start_on(port: u16, args: &[&str]) -> Option<ServerProcess> {
+        let port = port.to_string();
+        let mut all = vec!["--port", port.as_str()];
+        all.extend_from_slice(args);
+        ServerProcess::spawn(&all).ok()
+    }
+
+    /// Spawns the server and waits for its ready line; `Err` with its log if it exits
+    /// first. Panics if it neither listens nor exits within the start timeout.
+    fn spawn(args: &[&str]) -> Result<ServerProcess, String> {
         let mut cmd = Command::new(server_binary());
-        cmd.args(["--port", "0", "--bind", "127.0.0.1"])
+        cmd.args(["--bind", "127.0.0.1"])
             .args(args)
             .env_remove("CACHALOT_PORT")
             .env_remove("CACHALOT_BIND")
@@ -80,7 +102,13 @@ impl ServerProcess {
         });
         let addr = match rx.recv_timeout(Duration::from_secs(START_TIMEOUT_SECS)) {
             Ok(a) => a,
-            Err(_) => {
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // Its stderr closed without the ready line: the process is exiting.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(log.lock().expect("log lock").join("\n"));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
@@ -89,11 +117,11 @@ impl ServerProcess {
                 );
             }
         };
-        ServerProcess {
+        Ok(ServerProcess {
             child: Some(child),
             addr,
             log,
-        }
+        })
     }
 
     /// The address it listens on.
@@ -168,6 +196,15 @@ fn listening_addr(line: &str) -> Option<SocketAddr> {
     line[start..].split_whitespace().next()?.parse().ok()
 }
 
+/// A loopback port that was free a moment ago (the OS picked it for a listener that is
+/// closed again); callers that start a server on it retry if it was taken meanwhile.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a free loopback port")
+}
+
 /// Path of a Redis tool (`redis-cli`, `redis-benchmark`), which `.ci/run` installs.
 pub fn redis_tool(name: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {
@@ -178,6 +215,63 @@ pub fn redis_tool(name: &str) -> PathBuf {
     found.unwrap_or_else(|| {
         panic!("{name} not found on PATH: install Debian's redis-tools and redis-server packages (.ci/run does)")
     })
+}
+
+/// What a finished tool run printed.
+pub struct ToolRun {
+    /// How it exited.
+    pub status: ExitStatus,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+/// Runs the Redis tool `tool` with `args`, feeding it `stdin`, and waits for it with a deadline.
+pub fn run_tool(tool: &str, args: &[&str], stdin: &[u8]) -> ToolRun {
+    let mut child = Command::new(redis_tool(tool))
+        .args(args)
+        .env_remove("REDISCLI_AUTH")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {tool}: {e}"));
+    let mut input = child.stdin.take().expect("piped stdin");
+    let stdin = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        // The tool may exit before reading everything (for example on an error).
+        let _ = input.write_all(&stdin);
+    });
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    // Wait on a thread and take its answer with a deadline; kill the tool if it hangs.
+    let pid = child.id().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = match rx.recv_timeout(Duration::from_secs(TOOL_TIMEOUT_SECS)) {
+        Ok(status) => status.expect("wait for the tool"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            let _ = waiter.join();
+            panic!("{tool} {args:?} did not finish within {TOOL_TIMEOUT_SECS}s");
+        }
+    };
+    let _ = feeder.join();
+    ToolRun {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
 }
 
 #[cfg(test)]

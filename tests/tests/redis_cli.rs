@@ -2,71 +2,11 @@
 //! their interactive mode fed from stdin, mass insertion with `--pipe`, `--scan`, and a
 //! benchmark smoke run.
 
+use cachalot_tests::{run_tool as run, ServerProcess};
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::Duration;
 
-use cachalot_tests::{redis_tool, ServerProcess};
-
-/// How long one run of a tool may take before the test fails.
-const TOOL_TIMEOUT_SECS: u64 = 120;
 /// Keys written by the mass-insertion test.
 const PIPE_KEYS: usize = 100_000;
-
-/// What a finished tool run printed.
-struct Run {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `tool` with `args`, feeding it `stdin`, and waits for it with a deadline.
-fn run(tool: &str, args: &[&str], stdin: &[u8]) -> Run {
-    let mut child = Command::new(redis_tool(tool))
-        .args(args)
-        .env_remove("REDISCLI_AUTH")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {tool}: {e}"));
-    let mut input = child.stdin.take().expect("piped stdin");
-    let stdin = stdin.to_vec();
-    let feeder = std::thread::spawn(move || {
-        // The tool may exit before reading everything (for example on an error).
-        let _ = input.write_all(&stdin);
-    });
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = Vec::new();
-            let _ = pipe.read_to_end(&mut text);
-            String::from_utf8_lossy(&text).into_owned()
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
-    // Wait on a thread and take its answer with a deadline; kill the tool if it hangs.
-    let pid = child.id().to_string();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    let status = match rx.recv_timeout(Duration::from_secs(TOOL_TIMEOUT_SECS)) {
-        Ok(status) => status.expect("wait for the tool"),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-KILL", &pid]).status();
-            let _ = waiter.join();
-            panic!("{tool} {args:?} did not finish within {TOOL_TIMEOUT_SECS}s");
-        }
-    };
-    let _ = feeder.join();
-    Run {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
-}
 
 /// Runs `redis-cli -p PORT <args>` and returns its output, requiring success.
 fn cli(server: &ServerProcess, args: &[&str], stdin: &[u8]) -> String {

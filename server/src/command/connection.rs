@@ -156,6 +156,11 @@ pub fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
 /// `SELECT`: see the command table for syntax.
 pub fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if int_arg(&args[1])? != 0 {
+        if ctx.node.cluster.is_some() {
+            return Err(CommandError::Other(
+                "ERR SELECT is not allowed in cluster mode".into(),
+            ));
+        }
         return Err(CommandError::DbIndexOutOfRange);
     }
     ctx.ok()

@@ -18,6 +18,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "stats",
     "replication",
     "cpu",
+    "cluster",
     "keyspace",
 ];
 
@@ -55,6 +56,7 @@ pub fn render(node: &Node, include: impl Fn(&str) -> bool) -> String {
             "stats" => stats(node, &mut out),
             "replication" => replication(node, &mut out),
             "cpu" => cpu(&mut out),
+            "cluster" => cluster(node, &mut out),
             _ => keyspace(node, &mut out),
         }
     }
@@ -289,6 +291,11 @@ fn cpu(out: &mut String) {
     field!(out, "used_cpu_user", format!("{user:.6}"));
     field!(out, "used_cpu_sys_children", "0.000000");
     field!(out, "used_cpu_user_children", "0.000000");
+}
+
+fn cluster(node: &Node, out: &mut String) {
+    out.push_str("# Cluster\r\n");
+    field!(out, "cluster_enabled", u8::from(node.cluster.is_some()));
 }
 
 fn keyspace(node: &Node, out: &mut String) {

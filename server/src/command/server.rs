@@ -243,6 +243,11 @@ static PARAMS: &[Param] = &[
         set: None,
     },
     Param {
+        name: "cluster-enabled",
+        get: |n| if n.cluster.is_some() { "yes" } else { "no" }.into(),
+        set: None,
+    },
+    Param {
         name: "appendonly",
         get: |_| "no".into(),
         set: None,

@@ -2,7 +2,7 @@
 //! every command the node implements. `COMMAND`, `COMMAND INFO` and `COMMAND DOCS` are
 //! answered from it, so what the node advertises is exactly what it runs.
 
-use super::{client, connection, hash, info, introspect, keys, server, string, Handler};
+use super::{client, cluster, connection, hash, info, introspect, keys, server, string, Handler};
 
 /// Command flags, as `COMMAND INFO` reports them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -249,6 +249,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("time", 1, Flags::LOADING.with(Flags::STALE).with(Flags::FAST).with(Flags::RANDOM), (0, 0, 0), "server", "2.6.0", "Returns the server time.", "", server::time),
     cmd!("slowlog", -2, ADMIN, (0, 0, 0), "server", "2.2.12", "A container for slow log commands.", "", server::slowlog, server::SLOWLOG_SUBCOMMANDS),
     cmd!("shutdown", -1, ADMIN, (0, 0, 0), "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", "[NOSAVE | SAVE] [NOW] [FORCE] [ABORT]", server::shutdown),
+    // cluster
+    cmd!("cluster", -2, Flags::LOADING.with(Flags::STALE), (0, 0, 0), "cluster", "3.0.0", "A container for Redis Cluster commands.", "", cluster::cluster, cluster::SUBCOMMANDS),
+    cmd!("readonly", 1, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node.", "", cluster::readonly),
+    cmd!("readwrite", 1, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), "cluster", "3.0.0", "Enables read-write queries for a connection to a Redis Cluster replica node.", "", cluster::readonly),
+    cmd!("asking", 1, Flags::FAST, (0, 0, 0), "cluster", "3.0.0", "Signals that a cluster client is following an -ASK redirect.", "", cluster::asking),
     cmd!("command", -1, Flags::LOADING.with(Flags::STALE), (0, 0, 0), "server", "2.8.13", "Returns detailed information about all commands.", "", introspect::command, introspect::SUBCOMMANDS),
 ];
 
