@@ -98,10 +98,21 @@ pub fn route(topology: &Topology, spec: &CommandSpec, args: &[Bytes]) -> Command
 
 /// The key arguments of `args` by the spec's first key, last key (negative: from the
 /// end) and step; none for commands without keys or arguments too short to hold one.
+/// `MEMORY USAGE key` is the one subcommand of a keyless container that takes a key (in
+/// Redis its key spec belongs to the subcommand): its key is the third argument.
 fn key_args<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> {
     let len = i64::try_from(args.len()).unwrap_or(i64::MAX);
-    let first = i64::from(spec.first_key);
+    let memory_usage = spec.name == "memory"
+        && args
+            .get(1)
+            .is_some_and(|sub| sub.eq_ignore_ascii_case(b"usage"));
+    let first = if memory_usage {
+        2
+    } else {
+        i64::from(spec.first_key)
+    };
     let last = match i64::from(spec.last_key) {
+        _ if memory_usage => 2,
         l if l < 0 => len + l,
         l => l,
     }
@@ -309,6 +320,9 @@ mod tests {
         assert_eq!(keys_of(&["copy", "a", "b", "REPLACE"]), ["a", "b"]);
         assert_eq!(keys_of(&["object", "encoding", "k"]), ["k"]);
         assert!(keys_of(&["object", "help"]).is_empty());
+        assert_eq!(keys_of(&["memory", "usage", "k", "SAMPLES", "5"]), ["k"]);
+        assert_eq!(keys_of(&["MEMORY", "USAGE", "k"]), ["k"]);
+        assert!(keys_of(&["memory", "stats"]).is_empty());
         assert!(keys_of(&["ping"]).is_empty());
         assert!(keys_of(&["keys", "*"]).is_empty());
     }
