@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::keys::{check_subcommand, help_reply};
-use super::table::{Subcommand, COMMANDS};
+use super::table::{Subcommand, COMMANDS, HELP_SUBCOMMAND};
 use super::{int_arg, is, CommandResult, Ctx};
 use crate::error::CommandError;
 use crate::net::registry::ClientHandle;
@@ -21,7 +21,7 @@ pub static SUBCOMMANDS: &[Subcommand] = &[
     Subcommand { name: "info", arity: 2, summary: "Returns information about the connection.", syntax: "" },
     Subcommand { name: "kill", arity: -3, summary: "Terminates open connections.", syntax: "ip:port | [ID client-id] [TYPE NORMAL | MASTER | REPLICA | PUBSUB] [USER username] [ADDR ip:port] [LADDR ip:port] [SKIPME YES | NO] [MAXAGE maxage]" },
     Subcommand { name: "setinfo", arity: 4, summary: "Sets information specific to the client or connection.", syntax: "LIB-NAME libname | LIB-VER libver" },
-    Subcommand { name: "help", arity: 2, summary: "Returns helpful text about the different subcommands.", syntax: "" },
+    HELP_SUBCOMMAND,
 ];
 
 const HELP: &[&str] = &[

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use cachalot_protocol::{encode, key_slot, SLOT_COUNT};
 
 use super::keys::{check_subcommand, help_reply};
-use super::table::{CommandSpec, Subcommand};
+use super::table::{CommandSpec, Subcommand, HELP_SUBCOMMAND};
 use super::{is, CommandResult, Ctx};
 use crate::cluster::{PeerInfo, Redirect, SlotRange, Topology};
 use crate::error::CommandError;
@@ -50,12 +50,7 @@ pub static SUBCOMMANDS: &[Subcommand] = &[
         summary: "Returns the cluster configuration for a node.",
         syntax: "",
     },
-    Subcommand {
-        name: "help",
-        arity: 2,
-        summary: "Returns helpful text about the different subcommands.",
-        syntax: "",
-    },
+    HELP_SUBCOMMAND,
 ];
 
 const CLUSTER_HELP: &[&str] = &[

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use cachalot_protocol::encode;
 
 use super::keys::{check_subcommand, help_reply};
-use super::table::{CommandSpec, Flags, Subcommand, COMMANDS};
+use super::table::{CommandSpec, Flags, Subcommand, COMMANDS, HELP_SUBCOMMAND};
 use super::{lookup, CommandResult, Ctx};
 
 /// `COMMAND` subcommands.
@@ -34,12 +34,7 @@ pub static SUBCOMMANDS: &[Subcommand] = &[
         summary: "Returns a list of command names.",
         syntax: "",
     },
-    Subcommand {
-        name: "help",
-        arity: 2,
-        summary: "Returns helpful text about the different subcommands.",
-        syntax: "",
-    },
+    HELP_SUBCOMMAND,
 ];
 
 const HELP: &[&str] = &[

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use cachalot_protocol::encode;
 
-use super::table::Subcommand;
+use super::table::{Subcommand, HELP_SUBCOMMAND};
 use super::{int_arg, is, key, unknown_subcommand, CommandResult, Ctx};
 use crate::error::CommandError;
 use crate::key::Key;
@@ -455,12 +455,7 @@ pub static OBJECT_SUBCOMMANDS: &[Subcommand] = &[
         summary: "Returns the reference count of a value of a key.",
         syntax: "key",
     },
-    Subcommand {
-        name: "help",
-        arity: 2,
-        summary: "Returns helpful text about the different subcommands.",
-        syntax: "",
-    },
+    HELP_SUBCOMMAND,
 ];
 
 const OBJECT_HELP: &[&str] = &[
@@ -567,12 +562,7 @@ pub static MEMORY_SUBCOMMANDS: &[Subcommand] = &[
         summary: "Estimates the memory usage of a key.",
         syntax: "key [SAMPLES count]",
     },
-    Subcommand {
-        name: "help",
-        arity: 2,
-        summary: "Returns helpful text about the different subcommands.",
-        syntax: "",
-    },
+    HELP_SUBCOMMAND,
 ];
 
 const MEMORY_HELP: &[&str] = &[

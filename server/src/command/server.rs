@@ -7,7 +7,7 @@ use cachalot_protocol::encode;
 use cachalot_store::Policy;
 
 use super::keys::{check_subcommand, help_reply};
-use super::table::Subcommand;
+use super::table::{Subcommand, HELP_SUBCOMMAND};
 use super::{int_arg, is, CommandResult, Ctx};
 use crate::config::parse_memory;
 use crate::error::CommandError;
@@ -39,12 +39,7 @@ pub static CONFIG_SUBCOMMANDS: &[Subcommand] = &[
         summary: "Resets the server's statistics.",
         syntax: "",
     },
-    Subcommand {
-        name: "help",
-        arity: 2,
-        summary: "Returns helpful text about the different subcommands.",
-        syntax: "",
-    },
+    HELP_SUBCOMMAND,
 ];
 
 const CONFIG_HELP: &[&str] = &[

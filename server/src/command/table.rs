@@ -75,6 +75,14 @@ pub struct Subcommand {
     pub syntax: &'static str,
 }
 
+/// The `HELP` subcommand every container command has.
+pub const HELP_SUBCOMMAND: Subcommand = Subcommand {
+    name: "help",
+    arity: 2,
+    summary: "Returns helpful text about the different subcommands.",
+    syntax: "",
+};
+
 /// One command.
 #[derive(Debug)]
 pub struct CommandSpec {
