@@ -69,6 +69,9 @@ pub struct Scenario {
     pub wall_budget: bool,
     /// Whether to print every sample to stderr.
     pub series: bool,
+    /// Print every measured step over a millisecond of thread CPU time to stderr, with its
+    /// work and the page faults it took (read around every step, which costs a little).
+    pub log_long_steps: bool,
     /// Seed of the workload.
     pub seed: u64,
 }
@@ -268,8 +271,7 @@ pub fn run_scenario(s: &Scenario) -> Result<Outcome, String> {
                 Some(last) => schedule.next_tick(last),
                 None => schedule.tick(),
             };
-            let (checked, removed, spent) =
-                run_tick(&cache, &mut tick, &mut delay, s.wall_budget, record);
+            let (checked, removed, spent) = run_tick(&cache, &mut tick, &mut delay, s, record);
             previous = Some(tick);
             since.0 += checked;
             since.1 += removed;
@@ -307,14 +309,14 @@ pub fn run_scenario(s: &Scenario) -> Result<Outcome, String> {
 /// when given; returns the tick's checks, removals and time.
 ///
 /// The schedule's budget is charged each step's time on CPU (its duration minus the run
-/// delay that fell in it) unless `wall_budget` or the run delay is unknown: on a shared
+/// delay that fell in it) unless `s.wall_budget` or the run delay is unknown: on a shared
 /// machine, time spent preempted would otherwise eat the budget, which on a node with its
 /// own core does not happen.
 fn run_tick<V>(
     cache: &Cache<u64, V>,
     tick: &mut ExpiryTick,
     delay: &mut RunDelay,
-    wall_budget: bool,
+    s: &Scenario,
     mut out: Option<&mut Outcome>,
 ) -> (u64, u64, Duration)
 where
@@ -323,6 +325,8 @@ where
     let (mut checked, mut reclaimed) = (0, 0);
     let mut spent = Duration::ZERO;
     while let Some(step) = tick.next_step() {
+        let log = s.log_long_steps && out.is_some();
+        let faults_before = if log { page_faults() } else { None };
         let delay_before = delay.read();
         let cpu_before = thread_cpu_time();
         let started = Instant::now();
@@ -333,12 +337,26 @@ where
         let took = started.elapsed();
         let cpu_after = thread_cpu_time();
         let delay_after = delay.read();
+        if let (true, Some(before), Some(after)) = (log, cpu_before, cpu_after) {
+            let cpu = after.saturating_sub(before);
+            if cpu > Duration::from_millis(1) {
+                let faults = match (faults_before, page_faults()) {
+                    (Some((a, b)), Some((c, d))) => format!("{} minor, {} major", c - a, d - b),
+                    _ => "unknown".to_owned(),
+                };
+                eprintln!(
+                    "long step: {step:?}, {} µs thread CPU, {} µs wall, removed {removed}, page faults {faults}",
+                    cpu.as_micros(),
+                    took.as_micros()
+                );
+            }
+        }
         let on_cpu = match (delay_before, delay_after) {
             (Some(before), Some(after)) => Some(took.saturating_sub(after.saturating_sub(before))),
             _ => None,
         };
         let charged = match on_cpu {
-            Some(t) if !wall_budget => t,
+            Some(t) if !s.wall_budget => t,
             _ => took,
         };
         tick.record(removed, charged);
@@ -428,6 +446,18 @@ pub fn control_steps(secs: u64, rounds: u64) -> Outcome {
     out
 }
 
+/// The calling thread's minor and major page faults so far, if the kernel reports them.
+fn page_faults() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the parenthesised command name: state is the 3rd field, minflt the
+    // 10th, majflt the 12th.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut fields = rest.split_whitespace();
+    let minor = fields.nth(7)?.parse().ok()?;
+    let major = fields.nth(1)?.parse().ok()?;
+    Some((minor, major))
+}
+
 /// The calling thread's CPU time so far, if the clock is available.
 fn thread_cpu_time() -> Option<Duration> {
     let t = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).ok()?;
@@ -469,6 +499,7 @@ impl Scenario {
             run_delay: true,
             wall_budget: false,
             series: false,
+            log_long_steps: false,
             seed: 1,
         }
     }

@@ -130,6 +130,10 @@ struct Args {
     /// 2-core benchmark machine).
     #[arg(long, default_value_t = 20_000)]
     control_rounds: u64,
+    /// Print every measured step over a millisecond of thread CPU time to stderr, with its
+    /// work and the page faults it took.
+    #[arg(long)]
+    log_long_steps: bool,
     /// Print markdown tables.
     #[arg(long)]
     markdown: bool,
@@ -349,6 +353,7 @@ fn scenarios(args: &Args) -> Result<Vec<Scenario>, String> {
             run_delay: !args.no_run_delay,
             wall_budget: args.wall_budget,
             series: args.series,
+            log_long_steps: args.log_long_steps,
             seed: args.seed,
         })
         .collect();
