@@ -216,8 +216,13 @@ pub fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         return ctx.ok();
     }
     let outcome = store.modify(key(&args[1]), |e| {
-        let old = e.get().map_or(Got::Missing, Got::of);
-        if get && matches!(old, Got::WrongType) {
+        // Only `GET` replies with the old value: without it, copying it out would be waste.
+        let old = if get {
+            e.get().map_or(Got::Missing, Got::of)
+        } else {
+            Got::Missing
+        };
+        if matches!(old, Got::WrongType) {
             return Err(CommandError::WrongType);
         }
         let exists = e.is_occupied();
