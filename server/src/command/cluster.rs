@@ -151,15 +151,9 @@ pub fn cluster(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     }
 }
 
-/// `READONLY` and `READWRITE`: accepted (there are no replicas to read from yet, so
-/// reads go to primaries either way).
-pub fn readonly(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
-    topology(ctx)?;
-    ctx.ok()
-}
-
-/// `ASKING`: accepted; no slot migrates in a static cluster, so it changes nothing.
-pub fn asking(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
+/// `READONLY`, `READWRITE` and `ASKING`: accepted in cluster mode, and nothing changes:
+/// there are no replicas to read from yet, and no slot migrates in a static cluster.
+pub fn accept(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
     topology(ctx)?;
     ctx.ok()
 }

@@ -259,9 +259,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("shutdown", -1, ADMIN, (0, 0, 0), "server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", "[NOSAVE | SAVE] [NOW] [FORCE] [ABORT]", server::shutdown),
     // cluster
     cmd!("cluster", -2, Flags::LOADING.with(Flags::STALE), (0, 0, 0), "cluster", "3.0.0", "A container for Redis Cluster commands.", "", cluster::cluster, cluster::SUBCOMMANDS),
-    cmd!("readonly", 1, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node.", "", cluster::readonly),
-    cmd!("readwrite", 1, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), "cluster", "3.0.0", "Enables read-write queries for a connection to a Redis Cluster replica node.", "", cluster::readonly),
-    cmd!("asking", 1, Flags::FAST, (0, 0, 0), "cluster", "3.0.0", "Signals that a cluster client is following an -ASK redirect.", "", cluster::asking),
+    cmd!("readonly", 1, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node.", "", cluster::accept),
+    cmd!("readwrite", 1, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), "cluster", "3.0.0", "Enables read-write queries for a connection to a Redis Cluster replica node.", "", cluster::accept),
+    cmd!("asking", 1, Flags::FAST, (0, 0, 0), "cluster", "3.0.0", "Signals that a cluster client is following an -ASK redirect.", "", cluster::accept),
     cmd!("command", -1, Flags::LOADING.with(Flags::STALE), (0, 0, 0), "server", "2.8.13", "Returns detailed information about all commands.", "", introspect::command, introspect::SUBCOMMANDS),
 ];
 
