@@ -1,6 +1,8 @@
 //! Storage engine throughput: `get` and `insert` from 1 and 2 threads on Zipf-distributed
-//! keys, against `moka::sync::Cache` and a `parking_lot::Mutex<HashMap>`, plus a bounded
-//! case where every miss evicts (`allkeys-lru`).
+//! keys, against `moka::sync::Cache` and a `parking_lot::Mutex<HashMap>` (`store/get`,
+//! `store/insert`, every cache unbounded); `get` with every cache bounded with room for all
+//! keys, so each keeps its full policy bookkeeping (`store/get_bounded`); and inserts where
+//! every miss evicts (`store/insert_evicting`, `allkeys-lru`, `allkeys-tinylfu`, moka).
 //!
 //! Keys are 16-byte `Box<[u8]>`, values 64-byte `Bytes` (a fresh allocation per insert, as
 //! the server's decoder hands it one). Each key is spelled from its index on the stack

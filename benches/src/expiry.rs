@@ -509,10 +509,6 @@ impl Scenario {
 mod tests {
     use super::*;
 
-    fn small() -> Scenario {
-        Scenario::small()
-    }
-
     #[test]
     fn ttls_stay_in_range_and_average_as_computed() {
         let range = TtlRange::new(1.0, 60.0).expect("valid");
@@ -538,7 +534,7 @@ mod tests {
             rate: 100_000,
             persistent: 0.5,
             ttl: TtlRange::new(10.0, 10.0).expect("valid"),
-            ..small()
+            ..Scenario::small()
         };
         assert_eq!(s.volatile_keys(), 500_000);
         assert_eq!(s.pool(), Ok(500_000));
@@ -553,7 +549,7 @@ mod tests {
 
     #[test]
     fn a_small_run_sweeps_every_tick_and_samples_after_the_warm_up() {
-        let s = small();
+        let s = Scenario::small();
         let out = run_scenario(&s).expect("runs");
         assert_eq!(out.ticks.len(), 30);
         assert!(out.steps.len() >= out.ticks.len());
@@ -574,7 +570,7 @@ mod tests {
                 every_secs: 1,
                 ttl_secs: 1,
             }),
-            ..small()
+            ..Scenario::small()
         };
         assert_eq!(s.pool(), Ok(3_296));
         let out = run_scenario(&s).expect("runs");

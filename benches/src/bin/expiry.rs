@@ -409,10 +409,6 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
 mod tests {
     use super::*;
 
-    fn small() -> Scenario {
-        Scenario::small()
-    }
-
     #[test]
     fn quantiles_are_nearest_ranks() {
         let v: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
@@ -425,7 +421,7 @@ mod tests {
 
     #[test]
     fn each_table_has_a_header_and_a_row_per_run() {
-        let s = small();
+        let s = Scenario::small();
         let out = run_scenario(&s).expect("runs");
         let runs = [(s.clone(), out), (s, Outcome::default())];
         assert_eq!(memory_table(&runs).len(), 3);

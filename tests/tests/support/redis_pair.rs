@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ impl RedisServer {
     /// Starts `redis-server` without persistence on a free loopback port.
     pub fn start() -> RedisServer {
         for _ in 0..REDIS_START_ATTEMPTS {
-            if let Some(server) = RedisServer::try_start(free_port()) {
+            if let Some(server) = RedisServer::try_start(cachalot_tests::free_port()) {
                 return server;
             }
         }
@@ -70,11 +70,6 @@ impl Drop for RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").port()
 }
 
 /// One reply, kept as its raw bytes and, for aggregates, its elements.
