@@ -14,13 +14,13 @@ use crate::net::registry::ClientHandle;
 
 /// `CLIENT` subcommands.
 pub static SUBCOMMANDS: &[Subcommand] = &[
-    Subcommand { name: "id", arity: 2, summary: "Returns the unique client ID of the connection.", syntax: "" },
-    Subcommand { name: "setname", arity: 3, summary: "Sets the connection name.", syntax: "connection-name" },
-    Subcommand { name: "getname", arity: 2, summary: "Returns the name of the connection.", syntax: "" },
-    Subcommand { name: "list", arity: -2, summary: "Lists open connections.", syntax: "[TYPE NORMAL | MASTER | REPLICA | PUBSUB] [ID client-id [client-id ...]]" },
-    Subcommand { name: "info", arity: 2, summary: "Returns information about the connection.", syntax: "" },
-    Subcommand { name: "kill", arity: -3, summary: "Terminates open connections.", syntax: "ip:port | [ID client-id] [TYPE NORMAL | MASTER | REPLICA | PUBSUB] [USER username] [ADDR ip:port] [LADDR ip:port] [SKIPME YES | NO] [MAXAGE maxage]" },
-    Subcommand { name: "setinfo", arity: 4, summary: "Sets information specific to the client or connection.", syntax: "LIB-NAME libname | LIB-VER libver" },
+    Subcommand { name: "id", arity: 2, key: 0, summary: "Returns the unique client ID of the connection.", syntax: "" },
+    Subcommand { name: "setname", arity: 3, key: 0, summary: "Sets the connection name.", syntax: "connection-name" },
+    Subcommand { name: "getname", arity: 2, key: 0, summary: "Returns the name of the connection.", syntax: "" },
+    Subcommand { name: "list", arity: -2, key: 0, summary: "Lists open connections.", syntax: "[TYPE NORMAL | MASTER | REPLICA | PUBSUB] [ID client-id [client-id ...]]" },
+    Subcommand { name: "info", arity: 2, key: 0, summary: "Returns information about the connection.", syntax: "" },
+    Subcommand { name: "kill", arity: -3, key: 0, summary: "Terminates open connections.", syntax: "ip:port | [ID client-id] [TYPE NORMAL | MASTER | REPLICA | PUBSUB] [USER username] [ADDR ip:port] [LADDR ip:port] [SKIPME YES | NO] [MAXAGE maxage]" },
+    Subcommand { name: "setinfo", arity: 4, key: 0, summary: "Sets information specific to the client or connection.", syntax: "LIB-NAME libname | LIB-VER libver" },
     HELP_SUBCOMMAND,
 ];
 

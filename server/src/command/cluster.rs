@@ -17,36 +17,42 @@ pub static SUBCOMMANDS: &[Subcommand] = &[
     Subcommand {
         name: "keyslot",
         arity: 3,
+        key: 0,
         summary: "Returns the hash slot for a key.",
         syntax: "key",
     },
     Subcommand {
         name: "myid",
         arity: 2,
+        key: 0,
         summary: "Returns the ID of a node.",
         syntax: "",
     },
     Subcommand {
         name: "info",
         arity: 2,
+        key: 0,
         summary: "Returns information about the state of a node.",
         syntax: "",
     },
     Subcommand {
         name: "slots",
         arity: 2,
+        key: 0,
         summary: "Returns the mapping of cluster slots to nodes.",
         syntax: "",
     },
     Subcommand {
         name: "shards",
         arity: 2,
+        key: 0,
         summary: "Returns the mapping of cluster slots to shards.",
         syntax: "",
     },
     Subcommand {
         name: "nodes",
         arity: 2,
+        key: 0,
         summary: "Returns the cluster configuration for a node.",
         syntax: "",
     },
@@ -91,28 +97,29 @@ pub fn route(topology: &Topology, spec: &CommandSpec, args: &[Bytes]) -> Command
         })
 }
 
-/// The key arguments of `args` by the spec's first key, last key (negative: from the
-/// end) and step; none for commands without keys or arguments too short to hold one.
-/// `MEMORY USAGE key` is the one subcommand of a keyless container that takes a key (in
-/// Redis its key spec belongs to the subcommand): its key is the third argument.
+/// The key arguments of `args`: a container's subcommand's key when `args[1]` names one
+/// that takes a key (`OBJECT ENCODING key`, `MEMORY USAGE key`), otherwise the spec's
+/// first key, last key (negative: from the end) and step; none for commands without keys
+/// or arguments too short to hold one.
 fn key_args<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> {
     let len = i64::try_from(args.len()).unwrap_or(i64::MAX);
-    let memory_usage = spec.name == "memory"
-        && args
-            .get(1)
-            .is_some_and(|sub| sub.eq_ignore_ascii_case(b"usage"));
-    let first = if memory_usage {
-        2
-    } else {
-        i64::from(spec.first_key)
+    let sub_key = args
+        .get(1)
+        .and_then(|sub| spec.subcommands.iter().find(|s| is(sub, s.name)))
+        .map(|s| i64::from(s.key));
+    let (first, last, step) = match sub_key {
+        Some(k) => (k, k, 1),
+        None => (
+            i64::from(spec.first_key),
+            match i64::from(spec.last_key) {
+                l if l < 0 => len + l,
+                l => l,
+            },
+            spec.step,
+        ),
     };
-    let last = match i64::from(spec.last_key) {
-        _ if memory_usage => 2,
-        l if l < 0 => len + l,
-        l => l,
-    }
-    .min(len - 1);
-    let step = usize::try_from(spec.step.max(1)).unwrap_or(1);
+    let last = last.min(len - 1);
+    let step = usize::try_from(step.max(1)).unwrap_or(1);
     let range = if first > 0 && last >= first {
         usize::try_from(first).unwrap_or(0)..usize::try_from(last + 1).unwrap_or(0)
     } else {

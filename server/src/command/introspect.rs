@@ -13,24 +13,28 @@ pub static SUBCOMMANDS: &[Subcommand] = &[
     Subcommand {
         name: "count",
         arity: 2,
+        key: 0,
         summary: "Returns a count of commands.",
         syntax: "",
     },
     Subcommand {
         name: "info",
         arity: -2,
+        key: 0,
         summary: "Returns information about one, multiple or all commands.",
         syntax: "[command-name [command-name ...]]",
     },
     Subcommand {
         name: "docs",
         arity: -2,
+        key: 0,
         summary: "Returns documentary information about one, multiple or all commands.",
         syntax: "[command-name [command-name ...]]",
     },
     Subcommand {
         name: "list",
         arity: 2,
+        key: 0,
         summary: "Returns a list of command names.",
         syntax: "",
     },
@@ -174,8 +178,13 @@ fn write_info(ctx: &mut Ctx<'_>, c: &CommandSpec) {
         encode::write_bulk(ctx.out, format!("{}|{}", c.name, s.name).as_bytes());
         encode::write_integer(ctx.out, i64::from(s.arity));
         write_flags(ctx, &c.flags.names());
-        for _ in 0..3 {
-            encode::write_integer(ctx.out, 0);
+        let (first, last, step) = if s.key > 0 {
+            (s.key, s.key, 1)
+        } else {
+            (0, 0, 0)
+        };
+        for n in [first, last, step] {
+            encode::write_integer(ctx.out, i64::from(n));
         }
         write_flags(ctx, &acl_categories(c));
         ctx.array(0);

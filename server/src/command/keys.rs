@@ -434,24 +434,28 @@ pub static OBJECT_SUBCOMMANDS: &[Subcommand] = &[
     Subcommand {
         name: "encoding",
         arity: 3,
+        key: 2,
         summary: "Returns the internal encoding of a Redis object.",
         syntax: "key",
     },
     Subcommand {
         name: "freq",
         arity: 3,
+        key: 2,
         summary: "Returns the logarithmic access frequency counter of a Redis object.",
         syntax: "key",
     },
     Subcommand {
         name: "idletime",
         arity: 3,
+        key: 2,
         summary: "Returns the time since the last access to a Redis object.",
         syntax: "key",
     },
     Subcommand {
         name: "refcount",
         arity: 3,
+        key: 2,
         summary: "Returns the reference count of a value of a key.",
         syntax: "key",
     },
@@ -559,6 +563,7 @@ pub static MEMORY_SUBCOMMANDS: &[Subcommand] = &[
     Subcommand {
         name: "usage",
         arity: -3,
+        key: 2,
         summary: "Estimates the memory usage of a key.",
         syntax: "key [SAMPLES count]",
     },

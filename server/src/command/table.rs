@@ -69,6 +69,9 @@ pub struct Subcommand {
     pub name: &'static str,
     /// Redis arity, counting the container and the subcommand.
     pub arity: i32,
+    /// Position of the subcommand's one key (0 if it takes none), as Redis's key specs
+    /// for subcommands give it: `OBJECT ENCODING key` and `MEMORY USAGE key` have 2.
+    pub key: i32,
     /// One-line summary.
     pub summary: &'static str,
     /// Argument syntax after the subcommand, in Redis's documentation notation.
@@ -79,6 +82,7 @@ pub struct Subcommand {
 pub const HELP_SUBCOMMAND: Subcommand = Subcommand {
     name: "help",
     arity: 2,
+    key: 0,
     summary: "Returns helpful text about the different subcommands.",
     syntax: "",
 };
@@ -232,7 +236,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("dbsize", 1, RF, (0, 0, 0), "server", "1.0.0", "Returns the number of keys in the database.", "", keys::dbsize),
     cmd!("flushdb", -1, W, (0, 0, 0), "server", "1.0.0", "Remove all keys from the current database.", "[ASYNC | SYNC]", keys::flushall),
     cmd!("flushall", -1, W, (0, 0, 0), "server", "1.0.0", "Removes all keys from all databases.", "[ASYNC | SYNC]", keys::flushall),
-    cmd!("object", -2, R, (2, 2, 1), "generic", "2.2.3", "A container for object introspection commands.", "", keys::object, keys::OBJECT_SUBCOMMANDS),
+    cmd!("object", -2, R, (0, 0, 0), "generic", "2.2.3", "A container for object introspection commands.", "", keys::object, keys::OBJECT_SUBCOMMANDS),
     cmd!("memory", -2, R, (0, 0, 0), "server", "4.0.0", "A container for memory diagnostics commands.", "", keys::memory, keys::MEMORY_SUBCOMMANDS),
     // hashes
     cmd!("hset", -4, WDF, (1, 1, 1), "hash", "2.0.0", "Creates or modifies the value of a field in a hash.", "key field value [field value ...]", hash::hset),
