@@ -10,9 +10,9 @@ use crate::shard::Shard;
 /// back after its write: admission decides what is evicted later, not whether a write
 /// happens).
 ///
-/// 1. Window entries beyond the window's target plus one went in while the shard had room;
-///    they pass to probation unfiltered, oldest first (Caffeine does the same while its
-///    cache is not yet full).
+/// 1. Window entries beyond the window's target plus one went in while the shard had no
+///    bound; up to [`DRAIN_PER_EVICTION`] of them pass to probation unfiltered, oldest
+///    first (a bounded shard passes them on at each insert, as Caffeine does).
 /// 2. If the window is still over its target, its oldest entry (the *candidate*) competes
 ///    with the main region's *victim* by sketch frequency: the least frequent of
 ///    probation's [`VICTIM_CHOICES`] oldest entries (the oldest on ties), or protected's
@@ -30,13 +30,8 @@ pub(super) fn victim<K, V>(shard: &mut Shard<K, V>, protect: Option<u32>) -> Opt
         return lru::sampled(shard, Scope::AllKeys, protect);
     }
     shard.flush_sketch();
+    shard.drain_window(protect, DRAIN_PER_EVICTION);
     let window_max = shard.window_max();
-    while shard.segment_len(Segment::Window) > window_max.saturating_add(1) {
-        let Some(pos) = oldest(shard, Segment::Window, protect) else {
-            break;
-        };
-        shard.move_to_segment(pos, Segment::Probation);
-    }
     let candidate = if shard.segment_len(Segment::Window) > window_max {
         oldest(shard, Segment::Window, protect)
     } else {
@@ -58,6 +53,11 @@ pub(super) fn victim<K, V>(shard: &mut Shard<K, V>, protect: Option<u32>) -> Opt
         (None, None) => oldest(shard, Segment::Window, protect),
     }
 }
+
+/// Window entries one eviction passes on to probation at most. A bounded shard keeps its
+/// window at its target as entries arrive; a shard that grew without a bound and just got
+/// one drains its window this many entries per eviction, not all at once under the lock.
+const DRAIN_PER_EVICTION: u32 = 64;
 
 /// Probation entries, from the oldest, that the victim is chosen among. Caffeine compares
 /// against probation's oldest alone; choosing the least frequent of a few of the oldest
@@ -85,6 +85,10 @@ fn least_frequent_oldest<K, V>(
             let f = shard.sketch_frequency(pos);
             if best.is_none_or(|(bf, _)| f < bf) {
                 best = Some((f, pos));
+            }
+            if f == 0 {
+                // Nothing is less frequent, and ties keep the older entry.
+                break;
             }
         }
         cur = shard.more_recent(pos);

@@ -5,17 +5,17 @@
 //! Highly Efficient Cache Admission Policy"); the code is ours. New entries enter a small
 //! LRU *window* (1% of the entries). The *main* region is a segmented LRU: entries leaving
 //! the window enter its *probation* segment, and a hit in probation promotes an entry to the
-//! *protected* segment (80% of the main region), whose overflow is demoted back to
-//! probation. When room is needed, the window's oldest entry competes with probation's
-//! oldest by estimated frequency ([`FrequencySketch`]); the loser is evicted
-//! (`policy::tiny_lfu`).
+//! *protected* segment (85% of the main region), whose overflow is demoted back to
+//! probation. When room is needed, the window's oldest entry competes with the least
+//! frequent of probation's oldest few by estimated frequency ([`FrequencySketch`]); the
+//! loser is evicted (`policy::tiny_lfu`).
 //!
 //! The three segments are intrusive LRU lists through the same `prev`/`next` links as the
 //! shard's `allkeys-lru` list, which is never kept at the same time; each entry's segment is
-//! tagged in its [`Access`](crate::stats::Access) record.
+//! kept in two bits of its tag (`Node::segment`).
 
 use super::lru_list::LruList;
-use super::slab::Slab;
+use super::slab::{Slab, NIL};
 use super::{Node, Shard};
 use crate::stats::FrequencySketch;
 
@@ -62,6 +62,14 @@ impl<K, V> Shard<K, V> {
     pub(crate) fn flush_sketch(&mut self) {
         if let Some(t) = self.tiny.as_mut() {
             t.sketch.flush();
+        }
+    }
+
+    /// See [`TinyLfu::drain_window`].
+    pub(crate) fn drain_window(&mut self, protect: Option<u32>, max_moves: u32) {
+        let len = self.slab.len();
+        if let Some(t) = self.tiny.as_mut() {
+            t.drain_window(&mut self.slab, len, protect, max_moves);
         }
     }
 
@@ -189,7 +197,7 @@ impl TinyLfu {
         u32::try_from(share).unwrap_or(u32::MAX).max(1)
     }
 
-    /// The protected segment's target size: 80% of what the window leaves.
+    /// The protected segment's target size: [`PROTECTED_PERCENT`] of what the window leaves.
     fn protected_max(&self, len: u32) -> u32 {
         let main = self.sized_for(len).saturating_sub(self.window_max(len));
         u32::try_from(u64::from(main) * PROTECTED_PERCENT / 100).unwrap_or(u32::MAX)
@@ -225,16 +233,36 @@ impl TinyLfu {
         self.link(slab, pos, Segment::Window);
         if count {
             // A bounded cache passes the window's overflow on to probation as it goes (one
-            // entry per insert), as Caffeine does after each write; otherwise the first
-            // eviction would move all of it at once, O(n) under the shard lock. An
-            // unbounded cache never evicts, so its window is left to grow.
-            let max = self.window_max(len).saturating_add(1);
-            while self.window_len > max {
-                let Some(oldest) = self.window.tail() else {
-                    break;
-                };
-                self.move_to(slab, oldest, Segment::Probation);
+            // entry per insert), as Caffeine does after each write. An unbounded cache never
+            // evicts, so its window is left to grow; eviction drains it in bounded steps if
+            // a bound is set later.
+            self.drain_window(slab, len, None, 1);
+        }
+    }
+
+    /// Passes the window's oldest entries other than `protect` on to probation while the
+    /// window is over its target plus one (the shard holds `len`), at most `max_moves` of
+    /// them: a caller drains a large window a bounded step at a time.
+    pub(crate) fn drain_window<K, V>(
+        &mut self,
+        slab: &mut Slab<Node<K, V>>,
+        len: u32,
+        protect: Option<u32>,
+        max_moves: u32,
+    ) {
+        let max = self.window_max(len).saturating_add(1);
+        for _ in 0..max_moves {
+            if self.window_len <= max {
+                break;
             }
+            let oldest = match self.window.tail() {
+                Some(t) if Some(t) == protect => slab.get(t).map(|n| n.prev).filter(|&p| p != NIL),
+                tail => tail,
+            };
+            let Some(oldest) = oldest else {
+                break;
+            };
+            self.move_to(slab, oldest, Segment::Probation);
         }
     }
 
@@ -408,6 +436,27 @@ mod tests {
     }
 
     #[test]
+    fn an_eviction_drains_a_grown_window_a_bounded_step_at_a_time() {
+        // Grown without a bound: all 300 entries sit in the window.
+        let mut s = shard(100);
+        s.share_sketch_gate(Arc::new(crate::stats::SketchGate::new(false)));
+        for k in 0..300 {
+            put(&mut s, k);
+        }
+        assert_eq!(s.segment_len(Segment::Window), 300);
+        let victim = crate::policy::select_victim(
+            &mut s,
+            crate::Policy::tiny_lfu(),
+            None,
+            1,
+            LfuConfig::default(),
+        );
+        assert!(victim.is_some());
+        assert_eq!(s.segment_len(Segment::Window), 300 - 64);
+        assert_eq!(s.segment_len(Segment::Probation), 64);
+    }
+
+    #[test]
     fn protected_overflow_is_demoted_to_probation() {
         let mut s = shard(5);
         let pos: Vec<u32> = (0..5).map(|k| put(&mut s, k)).collect();
@@ -417,7 +466,7 @@ mod tests {
         for &p in &pos {
             s.touch(p, 1, LfuConfig::default());
         }
-        // Capacity 5: window 1, main 4, protected 80% of it, 3.
+        // Capacity 5: window 1, main 4, protected 85% of it, 3.
         assert_eq!(order(&s, Segment::Protected), pos[2..].to_vec());
         assert_eq!(order(&s, Segment::Probation), vec![pos[0], pos[1]]);
     }

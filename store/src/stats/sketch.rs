@@ -142,6 +142,9 @@ impl FrequencySketch {
     /// the CPU overlaps), then the increments are applied one by one to words now cached.
     pub(crate) fn flush(&mut self) {
         let len = std::mem::take(&mut self.pending_len);
+        if len == 0 {
+            return;
+        }
         let mut slots = [[(0usize, 0u64); HASHES]; PENDING];
         let mut loaded = 0u64;
         for (out, &hash) in slots.iter_mut().zip(self.pending.iter().take(len)) {
