@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::clock::duration_to_millis;
 use crate::policy::RemovalCause;
 use crate::shard::{Removals, Shard};
+use crate::stats::seconds;
 
 pub use schedule::{ExpirySchedule, ExpiryStep, ExpiryTick};
 
@@ -86,7 +87,7 @@ impl ExpiringSlot {
     pub(crate) fn new(pos: u32, raw: u64) -> Self {
         Self {
             pos,
-            expire_secs: second_of(raw),
+            expire_secs: seconds(raw),
         }
     }
 
@@ -98,18 +99,13 @@ impl ExpiringSlot {
 
     /// Keeps the bound valid for the entry's new, earlier expiry `raw`.
     pub(crate) fn lower_to(&mut self, raw: u64) {
-        self.expire_secs = self.expire_secs.min(second_of(raw));
+        self.expire_secs = self.expire_secs.min(seconds(raw));
     }
 
     /// Makes the bound exact again for the entry's expiry `raw`.
     pub(crate) fn refresh(&mut self, raw: u64) {
-        self.expire_secs = second_of(raw);
+        self.expire_secs = seconds(raw);
     }
-}
-
-/// The unix second a stored expiry falls in, saturating.
-fn second_of(raw: u64) -> u32 {
-    u32::try_from(raw / MILLIS_PER_SECOND).unwrap_or(u32::MAX)
 }
 
 /// How one sweep (or sample) step in a shard went.

@@ -158,7 +158,7 @@ impl Access {
 }
 
 /// Unix seconds, saturating at `u32::MAX` (year 2106).
-fn seconds(millis: u64) -> u32 {
+pub(crate) fn seconds(millis: u64) -> u32 {
     u32::try_from(millis / 1_000).unwrap_or(u32::MAX)
 }
 

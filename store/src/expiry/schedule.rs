@@ -75,9 +75,6 @@ const BEHIND_EXTRA_PERCENT: u32 = 25;
 /// whose timer reads zero.
 const MIN_STEP_MICROS: u128 = 1;
 
-/// Milliseconds per second, to turn `hz` into a period.
-const MILLIS_PER_SECOND: u64 = 1_000;
-
 /// The active expiry cadence: `hz` ticks a second, each sampling, then sweeping while the
 /// samples say the sweep is behind, within a time budget of a quarter of the period (half
 /// after a tick that ran out of time while behind).
@@ -120,7 +117,7 @@ impl ExpirySchedule {
 
     /// Time between ticks: a second over `hz`, in whole milliseconds.
     pub fn period(self) -> Duration {
-        Duration::from_millis(MILLIS_PER_SECOND / u64::from(self.hz))
+        Duration::from_millis(super::MILLIS_PER_SECOND / u64::from(self.hz))
     }
 
     /// The time one tick's steps may spend: a quarter of the period.
