@@ -287,14 +287,27 @@ pub fn psetex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 pub fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let value = Value::from_bytes(&args[2]);
     let old = ctx.node.store.modify(key(&args[1]), |e| {
-        let old = e.get().map_or(Got::Missing, Got::of);
-        if !matches!(old, Got::WrongType) {
-            e.insert(value);
-            e.set_expire_at(None);
+        if e.get()
+            .is_some_and(|v| v.with_string_bytes(|_| ()).is_none())
+        {
+            return Err(CommandError::WrongType);
         }
-        old
-    })?;
-    old.reply(ctx)
+        // The old value comes out by move and is written after the lock is released.
+        let old = e.insert(value);
+        e.set_expire_at(None);
+        Ok(old)
+    })??;
+    reply_owned(ctx, old)
+}
+
+/// Replies with a string value taken out of the store (bulk, or null when there was none).
+fn reply_owned(ctx: &mut Ctx<'_>, value: Option<Value>) -> CommandResult {
+    match value {
+        Some(v) => v
+            .with_string_bytes(|b| ctx.bulk(b))
+            .unwrap_or(Err(CommandError::WrongType)),
+        None => ctx.null(),
+    }
 }
 
 /// `GETEX`: see the command table for syntax.
@@ -325,14 +338,15 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 
 /// `GETDEL`: see the command table for syntax.
 pub fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let got = ctx.node.store.modify(key(&args[1]), |e| {
-        let got = e.get().map_or(Got::Missing, Got::of);
-        if matches!(got, Got::Str(_) | Got::Int(_)) {
-            e.remove();
+    let taken = ctx.node.store.modify(key(&args[1]), |e| {
+        if e.get()
+            .is_some_and(|v| v.with_string_bytes(|_| ()).is_none())
+        {
+            return Err(CommandError::WrongType);
         }
-        got
-    })?;
-    got.reply(ctx)
+        Ok(e.remove())
+    })??;
+    reply_owned(ctx, taken)
 }
 
 /// `MGET`: see the command table for syntax.
