@@ -11,7 +11,9 @@
     )
 )]
 
+mod aside;
 mod backend;
+pub mod blocking;
 mod breaker;
 mod client;
 mod cmd;
@@ -19,8 +21,10 @@ mod command;
 mod connection;
 mod embedded;
 mod error;
+mod read_through;
 mod router;
 
+pub use aside::{CacheAside, CacheAsideBuilder, DEFAULT_BETA, DEFAULT_TTL_JITTER};
 pub use backend::Backend;
 pub use breaker::{BreakerSettings, BreakerState};
 pub use client::{Client, ClientBuilder, ClientMetrics, NodeMetrics, ReadFrom};
@@ -28,3 +32,6 @@ pub use cmd::{Cmd, ToArg};
 pub use command::Ttl;
 pub use embedded::Embedded;
 pub use error::Error;
+pub use read_through::{
+    Loader, ReadThrough, ReadThroughBuilder, WriteThrough, WriteThroughError, Writer,
+};
