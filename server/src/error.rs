@@ -85,6 +85,12 @@ pub enum CommandError {
     /// Cluster mode: a multi-key command's keys hash to different slots.
     #[error("CROSSSLOT Keys in request don't hash to the same slot")]
     CrossSlot,
+    /// `CLUSTER COUNTKEYSINSLOT` with a slot outside `0..16384`.
+    #[error("ERR Invalid slot")]
+    InvalidSlot,
+    /// `CLUSTER GETKEYSINSLOT` with a slot outside `0..16384` or a negative count.
+    #[error("ERR Invalid slot or number of keys")]
+    InvalidSlotOrCount,
     /// A cluster command on a node without cluster mode.
     #[error("ERR This instance has cluster support disabled")]
     ClusterDisabled,
