@@ -227,10 +227,169 @@ fn cluster_info_nodes_shards_and_myid_describe_the_same_cluster() {
             assert_eq!(con.call(&[ok]), b"+OK\r\n");
         }
         assert_eq!(
-            con.call(&[b"CLUSTER", b"COUNTKEYSINSLOT", b"1"]),
-            b"-ERR unknown subcommand 'COUNTKEYSINSLOT'. Try CLUSTER HELP.\r\n"
+            con.call(&[b"CLUSTER", b"SETSLOT", b"1", b"STABLE"]),
+            b"-ERR unknown subcommand 'SETSLOT'. Try CLUSTER HELP.\r\n"
         );
     }
+}
+
+/// The keys of `slot` that the node behind `con` lists (at most `count`), sorted.
+fn keys_in_slot(con: &mut Raw, slot: u16, count: usize) -> Vec<String> {
+    let slot = slot.to_string();
+    let count = count.to_string();
+    let reply = con.call_str(&["CLUSTER", "GETKEYSINSLOT", &slot, &count]);
+    let mut keys: Vec<String> = elements(reply.as_bytes())
+        .iter()
+        .map(|k| String::from_utf8(bulk_payload(k)).expect("text"))
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn countkeysinslot_and_getkeysinslot_list_each_nodes_live_keys() {
+    let cluster = Cluster::start();
+    let topology = cluster.topology();
+    let client = redis::cluster::ClusterClient::new(cluster.urls()).expect("cluster client");
+    let mut con = client.get_async_connection().await.expect("connect");
+    // Plain keys spread over all nodes, one hash-tagged slot with many keys, and keys
+    // that expire before the counting.
+    let mut live: Vec<String> = (0..KEYS).map(|i| format!("slot:{i}")).collect();
+    live.extend((0..40).map(|i| format!("{{crowd}}{i}")));
+    for k in &live {
+        let () = con.set(k, "v").await.expect("SET");
+    }
+    for i in 0..10 {
+        let () = con
+            .pset_ex(format!("{{crowd}}short{i}"), "v", 50)
+            .await
+            .expect("PSETEX");
+        let () = con
+            .pset_ex(format!("short:{i}"), "v", 50)
+            .await
+            .expect("PSETEX");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let mut by_slot: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    for k in &live {
+        by_slot
+            .entry(key_slot(k.as_bytes()).get())
+            .or_default()
+            .push(k.clone());
+    }
+    for keys in by_slot.values_mut() {
+        keys.sort();
+    }
+    let crowd = key_slot(b"crowd").get();
+    assert_eq!(by_slot[&crowd].len(), 40);
+    let mut seen = 0;
+    for node in &cluster.nodes {
+        let mut raw = Raw::connect(node.addr());
+        for (&slot, keys) in &by_slot {
+            let owner = cluster.owner_of(&topology, &keys[0]);
+            let mine = owner.port() == node.port();
+            let slot_arg = slot.to_string();
+            let count = int_of(
+                &raw.call_str(&["CLUSTER", "COUNTKEYSINSLOT", &slot_arg])
+                    .into_bytes(),
+            );
+            let listed = keys_in_slot(&mut raw, slot, 1000);
+            if mine {
+                assert_eq!(
+                    count,
+                    i64::try_from(keys.len()).expect("small"),
+                    "slot {slot}"
+                );
+                assert_eq!(&listed, keys, "slot {slot}");
+                seen += keys.len();
+            } else {
+                assert_eq!(count, 0, "slot {slot} is not on port {}", node.port());
+                assert!(listed.is_empty(), "slot {slot}: {listed:?}");
+            }
+        }
+        if cluster.owner_of(&topology, "{crowd}").port() == node.port() {
+            let some = keys_in_slot(&mut raw, crowd, 7);
+            assert_eq!(some.len(), 7);
+            assert!(some.iter().all(|k| by_slot[&crowd].contains(k)), "{some:?}");
+            assert_eq!(
+                raw.call_str(&["CLUSTER", "GETKEYSINSLOT", &crowd.to_string(), "0"]),
+                "*0\r\n"
+            );
+        }
+    }
+    assert_eq!(
+        seen,
+        live.len(),
+        "every live key is counted on exactly one node"
+    );
+}
+
+#[test]
+fn slot_key_commands_refuse_bad_arguments_in_redis_words() {
+    let cluster = Cluster::start();
+    let mut con = Raw::connect(cluster.nodes[0].addr());
+    let not_int = "-ERR value is not an integer or out of range\r\n";
+    let cases: [(&[&str], &str); 15] = [
+        (&["-1"], "-ERR Invalid slot\r\n"),
+        (&["16384"], "-ERR Invalid slot\r\n"),
+        (&["99999999999999999999"], not_int),
+        (&["abc"], not_int),
+        (&["+1"], not_int),
+        (&["01"], not_int),
+        (&["1.5"], not_int),
+        (&["16384", "1"], "-ERR Invalid slot or number of keys\r\n"),
+        (&["-1", "1"], "-ERR Invalid slot or number of keys\r\n"),
+        (&["1", "-1"], "-ERR Invalid slot or number of keys\r\n"),
+        (&["abc", "-1"], not_int),
+        (&["16384", "abc"], not_int),
+        (&["1", "abc"], not_int),
+        (
+            &[],
+            "-ERR wrong number of arguments for 'cluster|countkeysinslot' command\r\n",
+        ),
+        (
+            &["1", "2", "3"],
+            "-ERR wrong number of arguments for 'cluster|getkeysinslot' command\r\n",
+        ),
+    ];
+    for (args, want) in cases {
+        let sub = if args.len() <= 1 {
+            "COUNTKEYSINSLOT"
+        } else {
+            "GETKEYSINSLOT"
+        };
+        let mut request = vec!["CLUSTER", sub];
+        request.extend_from_slice(args);
+        assert_eq!(con.call_str(&request), want, "{request:?}");
+    }
+    assert_eq!(
+        con.call_str(&["cluster", "countkeysinslot", "16383"]),
+        ":0\r\n"
+    );
+    assert_eq!(
+        con.call_str(&["CLUSTER", "GETKEYSINSLOT", "0", "9223372036854775807"]),
+        "*0\r\n"
+    );
+    let help = elements(&con.call(&[b"CLUSTER", b"HELP"]));
+    let lines: Vec<String> = help
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    for line in [
+        "+COUNTKEYSINSLOT <slot>\r\n",
+        "+    Return the number of keys in <slot>.\r\n",
+        "+GETKEYSINSLOT <slot> <count>\r\n",
+        "+    Return key names stored by current node in a slot.\r\n",
+    ] {
+        assert!(lines.iter().any(|l| l == line), "{line:?} in {lines:?}");
+    }
+    let docs = con.call_str(&["COMMAND", "DOCS", "cluster"]);
+    assert!(
+        docs.contains("$23\r\ncluster|countkeysinslot\r\n"),
+        "{docs}"
+    );
+    assert!(docs.contains("$21\r\ncluster|getkeysinslot\r\n"), "{docs}");
 }
 
 #[test]
