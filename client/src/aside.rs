@@ -322,6 +322,21 @@ impl<B: Backend> CacheAside<B> {
             }
             match flights.join(key) {
                 Role::Leader(leader) => {
+                    // A load that finished between our read and our joining has just
+                    // filled the cache (its flight is gone, so we lead a new one): look
+                    // again before loading. One more round trip per real miss.
+                    let again = self.inner.backend.get(key).await;
+                    match again.map(|raw| self.classify(raw, negative_ttl.is_some())) {
+                        Ok(Lookup::Hit(value)) => {
+                            leader.finish(Ok(value.clone()));
+                            return Ok(value);
+                        }
+                        Err(e) => {
+                            leader.finish(Err(e.clone()));
+                            return Err(e);
+                        }
+                        Ok(Lookup::Stale(_) | Lookup::Miss) => {}
+                    }
                     let result = self.load(key, ttl, negative_ttl, loader).await;
                     leader.finish(result.clone());
                     return result;

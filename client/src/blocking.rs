@@ -6,8 +6,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use cachalot_protocol::Frame;
 
+use crate::client::Ttl;
 use crate::cmd::{Cmd, ToArg};
-use crate::command::Ttl;
 use crate::error::Error;
 
 /// Worker threads of the wrapper's runtime: connection tasks only move bytes, one is
@@ -36,7 +36,7 @@ impl Client {
     /// Connects with default settings; see [`crate::Client::connect`].
     ///
     /// # Errors
-    /// As [`crate::Client::connect`], or [`Error::Io`] if the runtime cannot start.
+    /// As [`crate::Client::connect`], or [`Error::Runtime`] if the runtime cannot start.
     pub fn connect<I, S>(seeds: I) -> Result<Client, Error>
     where
         I: IntoIterator<Item = S>,
@@ -54,10 +54,7 @@ impl Client {
             .worker_threads(RUNTIME_WORKER_THREADS)
             .enable_all()
             .build()
-            .map_err(|e| Error::Io {
-                addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-                source: std::sync::Arc::new(e),
-            })?;
+            .map_err(|e| Error::Runtime(std::sync::Arc::new(e)))?;
         let inner = runtime.block_on(builder.connect())?;
         Ok(Client { runtime, inner })
     }

@@ -80,6 +80,9 @@ pub(crate) struct KeySpec {
     pub step: usize,
     /// The command never writes: it may go to a replica.
     pub readonly: bool,
+    /// Running it twice leaves the same data and the same reply as once, so it may be
+    /// retried after a connection failed with it in flight.
+    pub idempotent: bool,
 }
 
 impl Cmd {
@@ -165,6 +168,23 @@ impl Cmd {
     pub(crate) fn is_readonly(&self) -> bool {
         key_spec(self.name()).is_some_and(|s| s.readonly)
     }
+
+    /// Whether running the command twice is the same as once (reads, `SET`, `DEL`,
+    /// `HSET`, ...); commands the client does not know are assumed not to be.
+    pub(crate) fn is_idempotent(&self) -> bool {
+        let conditional = || {
+            self.args.get(3..).unwrap_or_default().iter().any(|a| {
+                a.eq_ignore_ascii_case(b"NX")
+                    || a.eq_ignore_ascii_case(b"XX")
+                    || a.eq_ignore_ascii_case(b"GET")
+            })
+        };
+        (key_spec(self.name()).is_some_and(|s| s.idempotent) && !conditional())
+            || matches!(
+                self.name().to_ascii_uppercase().as_slice(),
+                b"PING" | b"DBSIZE" | b"INFO" | b"CLUSTER" | b"HOTKEYS"
+            )
+    }
 }
 
 /// The key specs of the commands Cachalot serves (and Redis's for them).
@@ -175,6 +195,14 @@ pub(crate) fn key_spec(name: &[u8]) -> Option<KeySpec> {
             last,
             step,
             readonly,
+            idempotent: readonly,
+        }
+    }
+    /// A write whose repetition changes nothing.
+    const fn repeatable(first: usize, last: isize, step: usize) -> KeySpec {
+        KeySpec {
+            idempotent: true,
+            ..spec(first, last, step, false)
         }
     }
     let mut lower = [0u8; 16];
@@ -193,12 +221,16 @@ pub(crate) fn key_spec(name: &[u8]) -> Option<KeySpec> {
             spec(1, 1, 1, true)
         }
         b"mget" | b"exists" => spec(1, -1, 1, true),
-        b"set" | b"setnx" | b"setex" | b"psetex" | b"getset" | b"getdel" | b"getex" | b"append"
-        | b"setrange" | b"incr" | b"decr" | b"incrby" | b"decrby" | b"incrbyfloat" | b"expire"
-        | b"pexpire" | b"expireat" | b"pexpireat" | b"persist" | b"hset" | b"hsetnx" | b"hmset"
-        | b"hdel" | b"hincrby" | b"hincrbyfloat" => spec(1, 1, 1, false),
+        b"set" | b"setex" | b"psetex" | b"setrange" | b"expire" | b"pexpire" | b"expireat"
+        | b"pexpireat" | b"hmset" => repeatable(1, 1, 1),
+        // Writes whose second run differs: a counter moves again, an append doubles, a
+        // conditional write or a delete answers differently.
+        b"setnx" | b"getset" | b"getdel" | b"getex" | b"append" | b"incr" | b"decr" | b"incrby"
+        | b"decrby" | b"incrbyfloat" | b"persist" | b"hset" | b"hsetnx" | b"hdel" | b"hincrby"
+        | b"hincrbyfloat" => spec(1, 1, 1, false),
         b"del" | b"unlink" | b"touch" => spec(1, -1, 1, false),
-        b"mset" | b"msetnx" => spec(1, -1, 2, false),
+        b"mset" => repeatable(1, -1, 2),
+        b"msetnx" => spec(1, -1, 2, false),
         b"rename" | b"renamenx" | b"copy" => spec(1, 2, 1, false),
         _ => return None,
     })
@@ -228,6 +260,26 @@ mod tests {
         assert!(keys(&Cmd::new("GET")).is_empty(), "too short: no key");
         assert!(keys(&Cmd::new("PING")).is_empty());
         assert!(keys(&Cmd::new("AVERYLONGCOMMANDNAMEINDEED").arg("x")).is_empty());
+    }
+
+    #[test]
+    fn only_commands_safe_to_repeat_are_idempotent() {
+        assert!(Cmd::new("GET").arg("a").is_idempotent());
+        assert!(Cmd::new("SET").arg("a").arg("b").is_idempotent());
+        assert!(Cmd::from_args(["MSET", "a", "1"]).is_idempotent());
+        assert!(!Cmd::from_args(["SET", "a", "1", "NX"]).is_idempotent());
+        assert!(!Cmd::from_args(["SET", "a", "1", "EX", "9", "GET"]).is_idempotent());
+        assert!(!Cmd::new("INCR").arg("a").is_idempotent());
+        assert!(!Cmd::new("APPEND").arg("a").arg("b").is_idempotent());
+        assert!(
+            !Cmd::new("DEL").arg("a").is_idempotent(),
+            "a second DEL answers 0"
+        );
+        assert!(
+            !Cmd::new("FLUSHALL").is_idempotent(),
+            "unknown: assumed not"
+        );
+        assert!(Cmd::new("PING").is_idempotent());
     }
 
     #[test]

@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,10 +38,24 @@ const WRITE_BATCH_BYTES: usize = 64 * 1024;
 /// Bytes the reader asks the socket for at a time (it reserves this much spare room).
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 
+/// Runs in the reader task on a request's replies before they are handed back, so that
+/// whatever it records is ordered with the out-of-band frames around them (a near-cache
+/// fill cannot land after the invalidation that follows its reply).
+pub type ReplyHook = Box<dyn FnOnce(&[Frame]) + Send>;
+
+/// Observes a connection's out-of-band traffic: RESP3 pushes (invalidations) and its end.
+pub trait ConnectionObserver: Send + Sync {
+    /// A push frame arrived (in order with the replies around it).
+    fn on_push(&self, frame: Frame);
+    /// The connection ended; nothing more will arrive on it.
+    fn on_close(&self);
+}
+
 /// What one request waits for: the replies to the `count` commands it wrote.
 struct Pending {
     count: usize,
     frames: Vec<Frame>,
+    hook: Option<ReplyHook>,
     reply: oneshot::Sender<Result<Vec<Frame>, Error>>,
     /// Released when the reply is delivered (or the connection fails).
     _permit: OwnedSemaphorePermit,
@@ -56,27 +70,40 @@ struct Request {
 /// A handle to one node connection; cheap to clone, all clones share the socket.
 #[derive(Clone)]
 pub struct Connection {
+    /// Unique per connection made in this process (never 0).
+    id: u64,
     requests: mpsc::Sender<Request>,
     permits: Arc<Semaphore>,
     /// Set once either task has ended: the connection will not carry another request.
     broken: Arc<AtomicBool>,
+    /// Cancels both tasks: [`Connection::abort`], or one task's failure ending the other.
+    stop: CancellationToken,
 }
+
+/// Source of [`Connection`] ids.
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Why the writer ended, for the reader to hand to the requests it still holds; written
+/// once by whichever task fails first.
+type Failure = Arc<parking_lot::Mutex<Option<Error>>>;
 
 impl Connection {
     /// Connects to `addr` within `timeout`, runs `init` (for example `AUTH`, `READONLY`)
     /// and starts the connection's reader and writer tasks on the current runtime.
     ///
     /// # Errors
-    /// [`Error::Io`] if the connection cannot be made, [`Error::Timeout`] if it takes
-    /// longer than `timeout`, or the error an `init` command answered with.
+    /// [`Error::Io`] if the connection cannot be made or answered within `timeout` (kind
+    /// `TimedOut`), or the error an `init` command answered with.
     pub async fn connect(
         addr: SocketAddr,
         timeout: Duration,
         init: &[Bytes],
+        observer: Option<Arc<dyn ConnectionObserver>>,
     ) -> Result<Connection, Error> {
+        let timed_out = || Error::io(addr, std::io::ErrorKind::TimedOut.into());
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| Error::Timeout { after: timeout })?
+            .map_err(|_| timed_out())?
             .map_err(|e| Error::io(addr, e))?;
         stream.set_nodelay(true).map_err(|e| Error::io(addr, e))?;
         let (read_half, write_half) = stream.into_split();
@@ -84,6 +111,7 @@ impl Connection {
         let (registered_tx, registered_rx) = mpsc::channel(MAX_IN_FLIGHT);
         let broken = Arc::new(AtomicBool::new(false));
         let stop = CancellationToken::new();
+        let failure: Failure = Arc::default();
         tokio::spawn(write_loop(
             addr,
             write_half,
@@ -91,28 +119,48 @@ impl Connection {
             registered_tx,
             Arc::clone(&broken),
             stop.clone(),
+            Arc::clone(&failure),
         ));
         tokio::spawn(read_loop(
             addr,
             read_half,
             registered_rx,
             Arc::clone(&broken),
-            stop,
+            stop.clone(),
+            failure,
+            observer,
         ));
         let conn = Connection {
+            id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
             requests,
             permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             broken,
+            stop,
         };
         for command in init {
-            let reply = tokio::time::timeout(timeout, conn.send(command.clone(), 1))
+            let reply = tokio::time::timeout(timeout, conn.send(command.clone(), 1, None))
                 .await
-                .map_err(|_| Error::Timeout { after: timeout })??;
+                .map_err(|_| {
+                    conn.abort();
+                    timed_out()
+                })??;
             if let Some(Frame::Error(text)) = reply.first() {
                 return Err(Error::from_reply(text));
             }
         }
         Ok(conn)
+    }
+
+    /// This connection's process-unique id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Closes the connection: every request still waiting fails with an I/O error
+    /// (`ConnectionAborted`), and the tasks end. For a node that stopped answering.
+    pub fn abort(&self) {
+        self.broken.store(true, Ordering::Release);
+        self.stop.cancel();
     }
 
     /// Whether the connection has failed or closed; a broken connection refuses requests.
@@ -125,13 +173,18 @@ impl Connection {
     ///
     /// # Errors
     /// [`Error::Io`]/[`Error::Protocol`] if the connection fails before all replies have
-    /// arrived (the commands may or may not have run), [`Error::Closed`] if it was already
-    /// closed.
+    /// arrived (the commands may or may not have run); [`Error::Closed`] only when the
+    /// request was never handed to the writer, so it did not run.
     ///
     /// # Cancel safety
     /// Dropping the future abandons the replies, not the connection: they are read and
     /// discarded when they arrive, so later requests still get their own.
-    pub async fn send(&self, bytes: Bytes, count: usize) -> Result<Vec<Frame>, Error> {
+    pub async fn send(
+        &self,
+        bytes: Bytes,
+        count: usize,
+        hook: Option<ReplyHook>,
+    ) -> Result<Vec<Frame>, Error> {
         if self.is_broken() {
             return Err(Error::Closed);
         }
@@ -143,6 +196,7 @@ impl Connection {
         let pending = Pending {
             count: count.max(1),
             frames: Vec::new(),
+            hook,
             reply,
             _permit: permit,
         };
@@ -165,6 +219,7 @@ async fn write_loop(
     registered: mpsc::Sender<Pending>,
     broken: Arc<AtomicBool>,
     stop: CancellationToken,
+    failure: Failure,
 ) {
     let mut batch = BytesMut::with_capacity(WRITE_BATCH_BYTES);
     loop {
@@ -202,6 +257,7 @@ async fn write_loop(
         if let Err(e) = socket.write_all(&batch).await {
             tracing::debug!(%addr, error = %e, "write failed");
             broken.store(true, Ordering::Release);
+            failure.lock().get_or_insert(Error::io(addr, e));
             stop.cancel();
             return;
         }
@@ -219,6 +275,8 @@ async fn read_loop(
     mut registered: mpsc::Receiver<Pending>,
     broken: Arc<AtomicBool>,
     stop: CancellationToken,
+    failure: Failure,
+    observer: Option<Arc<dyn ConnectionObserver>>,
 ) {
     let mut decoder = FrameDecoder::new(Limits::default());
     let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
@@ -227,7 +285,12 @@ async fn read_loop(
         buf.reserve(READ_CHUNK_BYTES);
         let read = tokio::select! {
             r = socket.read_buf(&mut buf) => r,
-            () = stop.cancelled() => break 'read Error::Closed,
+            () = stop.cancelled() => {
+                // The writer failed (its error is in `failure`), or abort() was called:
+                // these requests were written, so they may have run.
+                let aborted = Error::io(addr, std::io::ErrorKind::ConnectionAborted.into());
+                break 'read failure.lock().take().unwrap_or(aborted);
+            }
         };
         match read {
             Ok(0) => {
@@ -244,6 +307,9 @@ async fn read_loop(
             };
             if matches!(frame, Frame::Push(_)) {
                 // Out-of-band data (RESP3) answers no request.
+                if let Some(o) = &observer {
+                    o.on_push(frame);
+                }
                 continue;
             }
             while let Ok(p) = registered.try_recv() {
@@ -257,7 +323,10 @@ async fn read_loop(
             };
             front.frames.push(frame);
             if front.frames.len() == front.count {
-                if let Some(done) = waiting.pop_front() {
+                if let Some(mut done) = waiting.pop_front() {
+                    if let Some(hook) = done.hook.take() {
+                        hook(&done.frames);
+                    }
                     let _ = done.reply.send(Ok(done.frames));
                 }
             }
@@ -265,6 +334,9 @@ async fn read_loop(
     };
     broken.store(true, Ordering::Release);
     stop.cancel();
+    if let Some(o) = &observer {
+        o.on_close();
+    }
     registered.close();
     while let Ok(p) = registered.try_recv() {
         waiting.push_back(p);
@@ -319,7 +391,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_callers_get_their_own_replies_in_order() {
         let addr = counting_node().await;
-        let conn = Connection::connect(addr, Duration::from_secs(2), &[])
+        let conn = Connection::connect(addr, Duration::from_secs(2), &[], None)
             .await
             .expect("connect");
         // Each caller sends two commands in one request; its replies must be consecutive.
@@ -328,7 +400,7 @@ mod tests {
             let conn = conn.clone();
             tasks.push(tokio::spawn(async move {
                 let two = Bytes::from_static(b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n");
-                conn.send(two, 2).await.expect("reply")
+                conn.send(two, 2, None).await.expect("reply")
             }));
         }
         let mut seen = Vec::new();
@@ -348,27 +420,30 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_caller_does_not_shift_later_replies() {
         let addr = counting_node().await;
-        let conn = Connection::connect(addr, Duration::from_secs(2), &[])
+        let conn = Connection::connect(addr, Duration::from_secs(2), &[], None)
             .await
             .expect("connect");
         // Start a request and abandon it before its reply is read.
-        let abandoned = conn.send(ping(), 1);
+        let abandoned = conn.send(ping(), 1, None);
         drop(tokio::time::timeout(Duration::from_millis(0), abandoned).await);
-        let after = conn.send(ping(), 1).await.expect("reply");
+        let after = conn.send(ping(), 1, None).await.expect("reply");
         assert!(matches!(after[..], [Frame::Integer(_)]), "{after:?}");
     }
 
     #[tokio::test]
     async fn a_closed_connection_fails_its_waiters_and_refuses_more() {
         let addr = counting_node().await;
-        let conn = Connection::connect(addr, Duration::from_secs(2), &[])
+        let conn = Connection::connect(addr, Duration::from_secs(2), &[], None)
             .await
             .expect("connect");
         let quit = Bytes::from_static(b"*1\r\n$4\r\nQUIT\r\n");
-        let err = conn.send(quit, 1).await.expect_err("the node hung up");
+        let err = conn
+            .send(quit, 1, None)
+            .await
+            .expect_err("the node hung up");
         assert!(matches!(err, Error::Io { .. }), "{err:?}");
         assert!(conn.is_broken());
-        let err = conn.send(ping(), 1).await.expect_err("broken");
+        let err = conn.send(ping(), 1, None).await.expect_err("broken");
         assert!(matches!(err, Error::Closed), "{err:?}");
     }
 
@@ -377,7 +452,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         drop(listener);
-        let err = Connection::connect(addr, Duration::from_secs(2), &[])
+        let err = Connection::connect(addr, Duration::from_secs(2), &[], None)
             .await
             .err()
             .expect("nothing listens");

@@ -91,9 +91,13 @@ pub enum Error {
     /// The embedded engine refused a write (out of memory under `noeviction`, ...).
     #[error("embedded cache: {0}")]
     Store(#[from] cachalot_store::Error),
-    /// The client was shut down, or its connection task ended.
-    #[error("client closed")]
+    /// The connection closed before the request was written (so it did not run), or the
+    /// client was shut down. Retried by the client like an I/O error.
+    #[error("connection closed")]
     Closed,
+    /// The blocking wrapper could not start its runtime.
+    #[error("cannot start a runtime: {0}")]
+    Runtime(Arc<std::io::Error>),
     /// A cache-aside or read-through loader failed; nothing was cached.
     #[error("loader failed: {0}")]
     Load(Arc<dyn std::error::Error + Send + Sync>),

@@ -5,8 +5,8 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | `client` | [`Client`], [`ClientBuilder`], [`ReadFrom`], [`ClientMetrics`]: routing, redirects, retries, topology refresh; `client/node.rs` (a node's pooled connections, breaker, counters), `client/topology.rs` (the slot map snapshot) |
-//! | `command` | the typed API on [`Client`] (strings, keys and expiry, hashes) and the split of multi-key commands by slot; [`Ttl`] |
+//! | `client` | [`Client`], [`ClientBuilder`], [`ReadFrom`], [`ClientMetrics`]: `client/execute.rs` (routing, redirects, retries), `client/refresh.rs` (slot map refresh, hot-key poll), `client/node.rs` (a node's pooled connections, breaker, counters), `client/topology.rs` (the slot map snapshot), `client/typed.rs` (the typed API: strings, keys and expiry, hashes; multi-key split by slot; [`Ttl`]) |
+//! | `near_cache` | [`NearCacheSettings`], [`NearCacheMetrics`]: hot keys kept in-process, invalidated by the nodes |
 //! | `cmd` | [`Cmd`], [`ToArg`]: a raw command and the key positions the router reads |
 //! | `connection` | one multiplexed, pipelined connection (a writer and a reader task) |
 //! | `router` | the slot table parsed from `CLUSTER SLOTS` (sans-IO) |
@@ -88,21 +88,21 @@ pub mod blocking;
 mod breaker;
 mod client;
 mod cmd;
-mod command;
 mod connection;
 mod embedded;
 mod error;
+mod near_cache;
 mod read_through;
 mod router;
 
 pub use aside::{CacheAside, CacheAsideBuilder, DEFAULT_BETA, DEFAULT_TTL_JITTER};
 pub use backend::Backend;
 pub use breaker::{BreakerSettings, BreakerState};
-pub use client::{Client, ClientBuilder, ClientMetrics, NodeMetrics, ReadFrom};
+pub use client::{Client, ClientBuilder, ClientMetrics, NodeMetrics, ReadFrom, Ttl};
 pub use cmd::{Cmd, ToArg};
-pub use command::Ttl;
 pub use embedded::Embedded;
 pub use error::Error;
+pub use near_cache::{NearCacheMetrics, NearCacheSettings};
 pub use read_through::{
     Loader, ReadThrough, ReadThroughBuilder, WriteThrough, WriteThroughError, Writer,
 };

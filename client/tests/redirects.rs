@@ -348,6 +348,7 @@ async fn multi_key_commands_are_split_by_slot_and_merged_in_order() {
     let client = Client::connect([low.to_string()]).await.expect("connect");
     let keys: Vec<String> = (0..50).map(|i| format!("key:{i}")).collect();
     let values = client.mget(&keys).await.expect("mget");
+    assert_eq!(values.len(), keys.len());
     for (k, v) in keys.iter().zip(&values) {
         let is_low = key_slot(k.as_bytes()).get() < split;
         assert_eq!(
@@ -361,7 +362,7 @@ async fn multi_key_commands_are_split_by_slot_and_merged_in_order() {
 }
 
 #[tokio::test]
-async fn a_seed_that_never_answers_fails_connect_with_a_topology_error() {
+async fn a_seed_that_refuses_connections_fails_connect_with_a_topology_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);

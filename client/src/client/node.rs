@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
@@ -14,7 +14,7 @@ use tokio::time::timeout_at;
 
 use super::Settings;
 use crate::breaker::{Admission, Breaker, BreakerState};
-use crate::connection::Connection;
+use crate::connection::{Connection, ConnectionObserver, ReplyHook};
 use crate::error::Error;
 
 /// One pooled connection, replaced when it breaks.
@@ -25,19 +25,25 @@ struct PoolSlot {
     /// each opening a socket. Guards the attempt, not data: the connection itself is in
     /// `conn`.
     connecting: tokio::sync::Mutex<()>,
+    /// The last connect attempt's failure; written under `connecting`.
+    last_failure: Mutex<Option<ConnectFailure>>,
 }
 
 /// One node as the client sees it.
 pub(crate) struct Node {
     addr: SocketAddr,
-    /// Commands every new connection sends first (`AUTH`, `READONLY`).
+    /// Commands every new connection sends first (`AUTH`, `HELLO 3`, `READONLY`, ...).
     init: Vec<Bytes>,
+    /// Told of every connection's pushes and its end (the near-cache), if any.
+    observer: Option<Arc<dyn ConnectionObserver>>,
     pool: Vec<PoolSlot>,
     next: AtomicUsize,
     /// Guarded by its own short lock; taken once before and once after each call.
     breaker: Mutex<Breaker>,
     requests: AtomicU64,
     failures: AtomicU64,
+    /// The id of the last connection whose failure was counted by the breaker.
+    last_failed_conn: AtomicU64,
     /// Smoothed round-trip time in microseconds (for nearest-replica reads); 0 = unknown.
     rtt_micros: AtomicU64,
 }
@@ -53,28 +59,69 @@ pub struct NodeMetrics {
     pub circuit_opened: u64,
     /// Calls sent to it (each try counts).
     pub requests: u64,
-    /// Calls that failed with a connection error or timeout.
+    /// Calls that failed with a connection error or timeout (every waiter on a broken
+    /// connection counts; the breaker counts the connection once).
     pub failures: u64,
     /// Smoothed round-trip time in microseconds, 0 before the first reply.
     pub rtt_micros: u64,
 }
 
+/// A failed call, and whether its bytes may have reached the node (so a command that is
+/// not safe to repeat must not be retried).
+#[derive(Debug)]
+pub(crate) struct CallError {
+    pub error: Error,
+    pub written: bool,
+}
+
+impl CallError {
+    fn unsent(error: Error) -> CallError {
+        CallError {
+            error,
+            written: false,
+        }
+    }
+}
+
+/// A connect attempt's failure, shared with callers that were waiting for that attempt.
+struct ConnectFailure {
+    at: Instant,
+    error: Error,
+}
+
+/// How long a failed connect attempt answers for the callers queued behind it, so that a
+/// dead node costs one connect attempt per window, not one per waiting caller.
+const CONNECT_FAILURE_SHARED_MILLIS: u64 = 50;
+
 /// Records the outcome of a call on the breaker, and frees the probe if the call's
 /// future is dropped before it reports.
 struct Outcome<'a> {
     node: &'a Node,
+    generation: u64,
     probe: bool,
     reported: bool,
 }
 
 impl Outcome<'_> {
-    fn report(&mut self, failed: bool) {
+    /// Reports the outcome. A failure counts once per broken connection (`conn`: its id;
+    /// 0 for a failed connect, which always counts): every request pending on a connection
+    /// that breaks fails together, and that is one failure of the node, not many.
+    fn report(&mut self, failed: bool, conn: u64) {
         self.reported = true;
-        let mut breaker = self.node.breaker.lock();
         if failed {
-            breaker.on_failure(Instant::now());
+            self.node.failures.fetch_add(1, Ordering::Relaxed);
+            let first =
+                conn == 0 || self.node.last_failed_conn.swap(conn, Ordering::AcqRel) != conn;
+            if first {
+                self.node
+                    .breaker
+                    .lock()
+                    .on_failure(self.generation, Instant::now());
+            } else if self.probe {
+                self.node.breaker.lock().on_abandoned_probe(self.generation);
+            }
         } else {
-            breaker.on_success();
+            self.node.breaker.lock().on_success(self.generation);
         }
     }
 }
@@ -82,33 +129,46 @@ impl Outcome<'_> {
 impl Drop for Outcome<'_> {
     fn drop(&mut self) {
         if self.probe && !self.reported {
-            self.node.breaker.lock().on_abandoned_probe();
+            self.node.breaker.lock().on_abandoned_probe(self.generation);
         }
     }
 }
 
 impl Node {
-    pub(crate) fn new(addr: SocketAddr, init: Vec<Bytes>, settings: &Settings) -> Node {
+    pub(crate) fn new(
+        addr: SocketAddr,
+        init: Vec<Bytes>,
+        observer: Option<Arc<dyn ConnectionObserver>>,
+        settings: &Settings,
+    ) -> Node {
         let pool = (0..settings.pool_size.max(1))
             .map(|_| PoolSlot {
                 conn: ArcSwapOption::empty(),
                 connecting: tokio::sync::Mutex::new(()),
+                last_failure: Mutex::new(None),
             })
             .collect();
         Node {
             addr,
             init,
+            observer,
             pool,
             next: AtomicUsize::new(0),
             breaker: Mutex::new(Breaker::new(settings.breaker)),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            last_failed_conn: AtomicU64::new(0),
             rtt_micros: AtomicU64::new(0),
         }
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Whether the node's circuit is closed (reads may prefer other nodes otherwise).
+    pub(crate) fn is_available(&self) -> bool {
+        self.breaker.lock().state() == crate::breaker::BreakerState::Closed
     }
 
     pub(crate) fn rtt_micros(&self) -> u64 {
@@ -120,74 +180,113 @@ impl Node {
     ///
     /// # Errors
     /// [`Error::CircuitOpen`] without trying when the breaker says so; connection errors
-    /// and [`Error::Timeout`] (both counted as failures by the breaker).
+    /// and [`Error::Timeout`] (counted as failures by the breaker). A timeout closes the
+    /// connection it waited on: a node that stopped answering gets a fresh connection (and
+    /// its breaker a fresh probe) instead of a queue behind a dead socket.
     pub(crate) async fn call(
         &self,
         bytes: Bytes,
         count: usize,
+        hook: Option<ReplyHook>,
         deadline: tokio::time::Instant,
         settings: &Settings,
-    ) -> Result<Vec<Frame>, Error> {
-        let admission = self.breaker.lock().try_acquire(Instant::now());
-        if admission == Admission::Rejected {
-            return Err(Error::CircuitOpen { addr: self.addr });
-        }
+    ) -> Result<Vec<Frame>, CallError> {
+        let (generation, probe) = match self.breaker.lock().try_acquire(Instant::now()) {
+            Admission::Rejected => {
+                return Err(CallError::unsent(Error::CircuitOpen { addr: self.addr }))
+            }
+            Admission::Allowed(g) => (g, false),
+            Admission::Probe(g) => (g, true),
+        };
         let mut outcome = Outcome {
             node: self,
-            probe: admission == Admission::Probe,
+            generation,
+            probe,
             reported: false,
         };
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let result = match timeout_at(deadline, self.send(bytes, count, settings)).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout {
-                after: settings.call_timeout,
-            }),
+        let started = tokio::time::Instant::now();
+        let conn = match timeout_at(deadline, self.connection(settings)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                outcome.report(true, 0);
+                return Err(CallError::unsent(e));
+            }
+            Err(_) => {
+                outcome.report(true, 0);
+                let after = deadline.saturating_duration_since(started);
+                return Err(CallError::unsent(Error::Timeout { after }));
+            }
         };
-        match &result {
-            Ok(_) => {
+        let result = match timeout_at(deadline, conn.send(bytes, count, hook)).await {
+            Ok(r) => r,
+            Err(_) => {
+                conn.abort();
+                Err(Error::Timeout {
+                    after: deadline.saturating_duration_since(started),
+                })
+            }
+        };
+        match result {
+            Ok(frames) => {
                 self.observe_rtt(started.elapsed().as_micros());
-                outcome.report(false);
+                outcome.report(false, conn.id());
+                Ok(frames)
             }
-            Err(
-                Error::Io { .. } | Error::Protocol { .. } | Error::Timeout { .. } | Error::Closed,
-            ) => {
-                self.failures.fetch_add(1, Ordering::Relaxed);
-                outcome.report(true);
+            Err(Error::Closed) => {
+                // Never handed to the writer: the connection had just broken.
+                outcome.report(true, conn.id());
+                Err(CallError::unsent(Error::Closed))
             }
-            Err(_) => outcome.report(false),
+            Err(error) => {
+                outcome.report(true, conn.id());
+                Err(CallError {
+                    error,
+                    written: true,
+                })
+            }
         }
-        result
     }
 
-    /// One try on one pooled connection, connecting it first if needed.
-    async fn send(
-        &self,
-        bytes: Bytes,
-        count: usize,
-        settings: &Settings,
-    ) -> Result<Vec<Frame>, Error> {
+    /// A live pooled connection, connecting one first if needed. Callers arriving while a
+    /// connect is under way wait for it; if it failed moments ago, they get its error.
+    async fn connection(&self, settings: &Settings) -> Result<Arc<Connection>, Error> {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
         let slot = self.pool.get(i).ok_or(Error::Closed)?;
-        let conn = match slot.conn.load_full() {
-            Some(c) if !c.is_broken() => c,
-            _ => {
-                let _attempt = slot.connecting.lock().await;
-                match slot.conn.load_full() {
-                    Some(c) if !c.is_broken() => c,
-                    _ => {
-                        let c = Arc::new(
-                            Connection::connect(self.addr, settings.connect_timeout, &self.init)
-                                .await?,
-                        );
-                        slot.conn.store(Some(Arc::clone(&c)));
-                        c
-                    }
-                }
+        if let Some(c) = slot.conn.load_full().filter(|c| !c.is_broken()) {
+            return Ok(c);
+        }
+        let _attempt = slot.connecting.lock().await;
+        if let Some(c) = slot.conn.load_full().filter(|c| !c.is_broken()) {
+            return Ok(c);
+        }
+        if let Some(f) = &*slot.last_failure.lock() {
+            if f.at.elapsed() < Duration::from_millis(CONNECT_FAILURE_SHARED_MILLIS) {
+                return Err(f.error.clone());
             }
-        };
-        conn.send(bytes, count).await
+        }
+        let made = Connection::connect(
+            self.addr,
+            settings.connect_timeout,
+            &self.init,
+            self.observer.clone(),
+        )
+        .await;
+        match made {
+            Ok(c) => {
+                let c = Arc::new(c);
+                slot.conn.store(Some(Arc::clone(&c)));
+                *slot.last_failure.lock() = None;
+                Ok(c)
+            }
+            Err(error) => {
+                *slot.last_failure.lock() = Some(ConnectFailure {
+                    at: Instant::now(),
+                    error: error.clone(),
+                });
+                Err(error)
+            }
+        }
     }
 
     /// Folds one round trip into the smoothed RTT (weight 1/8, as TCP's SRTT).

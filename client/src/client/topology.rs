@@ -70,16 +70,22 @@ impl Topology {
         if !replica_ok || shard.replicas.is_empty() {
             return Some(&shard.primary);
         }
+        // Replicas whose circuit is not closed are skipped; with none left, the primary.
+        let up: Vec<&Arc<Node>> = shard.replicas.iter().filter(|n| n.is_available()).collect();
+        if up.is_empty() {
+            return Some(&shard.primary);
+        }
         match read_from {
             ReadFromKind::Primary => Some(&shard.primary),
             ReadFromKind::RoundRobin => {
-                let i = self.next.fetch_add(1, Ordering::Relaxed) % shard.replicas.len();
-                shard.replicas.get(i)
+                let i = self.next.fetch_add(1, Ordering::Relaxed) % up.len();
+                up.get(i).copied()
             }
             ReadFromKind::Nearest => {
                 // Unknown RTTs (0) sort first, so each node gets measured.
                 std::iter::once(&shard.primary)
-                    .chain(&shard.replicas)
+                    .filter(|n| n.is_available())
+                    .chain(up)
                     .min_by_key(|n| n.rtt_micros())
             }
         }

@@ -9,8 +9,8 @@ use cachalot_protocol::{key_slot, Frame};
 use futures_util::future::try_join_all;
 use tokio::time::Instant;
 
+use super::Client;
 use crate::backend::Backend;
-use crate::client::Client;
 use crate::cmd::{Cmd, ToArg};
 use crate::error::Error;
 
@@ -68,7 +68,21 @@ impl Client {
     /// # Errors
     /// As [`Client::cmd`]; `WRONGTYPE` for a key holding a hash.
     pub async fn get(&self, key: impl ToArg) -> Result<Option<Bytes>, Error> {
-        bulk_or_nil("GET", self.cmd(&Cmd::new("GET").arg(key)).await?)
+        let key = key.to_arg();
+        let cmd = Cmd::new("GET").arg(&key);
+        let Some(near) = &self.inner.near else {
+            return bulk_or_nil("GET", self.cmd(&cmd).await?);
+        };
+        if let Some(kept) = near.get(&key) {
+            return Ok(kept);
+        }
+        let keep = near.wants(&key).then_some(&key);
+        let slot = key_slot(&key).get();
+        let reply = self
+            .inner
+            .execute_with(&cmd, Some(slot), self.deadline(), keep)
+            .await?;
+        bulk_or_nil("GET", reply)
     }
 
     /// `SET key value`.
@@ -205,7 +219,14 @@ impl Client {
         let replies = try_join_all(calls).await?;
         let mut out = vec![None; keys.len()];
         for ((_, idx), reply) in groups.iter().zip(replies) {
-            for (&i, value) in idx.iter().zip(array("MGET", reply)?) {
+            let values = array("MGET", reply)?;
+            if values.len() != idx.len() {
+                return Err(Error::UnexpectedReply {
+                    command: "MGET",
+                    reply: format!("{} values for {} keys", values.len(), idx.len()),
+                });
+            }
+            for (&i, value) in idx.iter().zip(values) {
                 if let Some(slot) = out.get_mut(i) {
                     *slot = bulk_or_nil("MGET", value)?;
                 }
