@@ -274,6 +274,105 @@ pub fn run_tool(tool: &str, args: &[&str], stdin: &[u8]) -> ToolRun {
     }
 }
 
+/// Attempts at finding free ports that stay free until a static cluster's nodes bind them.
+const CLUSTER_START_ATTEMPTS: usize = 5;
+
+/// Nodes started with one `--cluster-shards` list (shard `i + 1` is `nodes()[i]`), each a
+/// real process; all are killed on drop.
+pub struct StaticCluster {
+    nodes: Vec<Option<ServerProcess>>,
+    ports: Vec<u16>,
+    shards: String,
+    extra: Vec<String>,
+}
+
+impl StaticCluster {
+    /// Starts `n` nodes on free loopback ports with `extra` flags each.
+    pub fn start(n: usize, extra: &[&str]) -> StaticCluster {
+        for _ in 0..CLUSTER_START_ATTEMPTS {
+            let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+            let shards = ports
+                .iter()
+                .enumerate()
+                .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut cluster = StaticCluster {
+                nodes: Vec::new(),
+                ports,
+                shards,
+                extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            };
+            let started: Vec<Option<ServerProcess>> =
+                (0..n).map_while(|i| cluster.spawn(i).map(Some)).collect();
+            if started.len() == n {
+                cluster.nodes = started;
+                return cluster;
+            }
+        }
+        panic!("could not start {n} cluster nodes in {CLUSTER_START_ATTEMPTS} attempts");
+    }
+
+    fn spawn(&self, i: usize) -> Option<ServerProcess> {
+        let id = (i + 1).to_string();
+        let mut args = vec![
+            "--cluster-enabled",
+            "yes",
+            "--cluster-shards",
+            self.shards.as_str(),
+            "--cluster-id",
+            id.as_str(),
+        ];
+        args.extend(self.extra.iter().map(String::as_str));
+        ServerProcess::try_start_on(self.ports[i], &args)
+    }
+
+    /// The running node `i` (panics if it was stopped).
+    pub fn node(&self, i: usize) -> &ServerProcess {
+        self.nodes[i].as_ref().expect("node is running")
+    }
+
+    /// Every node's `host:port`.
+    pub fn addrs(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// How many nodes the cluster has (running or not).
+    pub fn len(&self) -> usize {
+        self.ports.len()
+    }
+
+    /// Whether the cluster has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.ports.is_empty()
+    }
+
+    /// Kills node `i` (SIGKILL) and reaps it.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(node) = self.nodes[i].take() {
+            node.signal("KILL");
+            drop(node);
+        }
+    }
+
+    /// Starts node `i` again on its port, with its old settings (and empty data). Retries
+    /// for a while: the port may linger briefly after the kill.
+    pub fn restart(&mut self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(START_TIMEOUT_SECS);
+        while Instant::now() < deadline {
+            if let Some(node) = self.spawn(i) {
+                self.nodes[i] = Some(node);
+                return;
+            }
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
+        panic!("node {i} did not restart on port {}", self.ports[i]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::listening_addr;
