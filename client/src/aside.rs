@@ -303,6 +303,7 @@ impl<B: Backend> CacheAside<B> {
         let flights = &self.inner.flights;
         let mut abandoned = 0;
         loop {
+            let finishes = flights.finishes(key);
             let raw = self.inner.backend.get(key).await?;
             match self.classify(raw, negative_ttl.is_some()) {
                 Lookup::Hit(value) => return Ok(value),
@@ -321,10 +322,10 @@ impl<B: Backend> CacheAside<B> {
                 Lookup::Miss => {}
             }
             match flights.join(key) {
-                Role::Leader(leader) => {
-                    // A load that finished between our read and our joining has just
+                Role::Leader(leader) if flights.finishes(key) != finishes => {
+                    // A load finished between our read and our joining and may have just
                     // filled the cache (its flight is gone, so we lead a new one): look
-                    // again before loading. One more round trip per real miss.
+                    // again before loading. Only then: no extra round trip otherwise.
                     let again = self.inner.backend.get(key).await;
                     match again.map(|raw| self.classify(raw, negative_ttl.is_some())) {
                         Ok(Lookup::Hit(value)) => {
@@ -337,6 +338,11 @@ impl<B: Backend> CacheAside<B> {
                         }
                         Ok(Lookup::Stale(_) | Lookup::Miss) => {}
                     }
+                    let result = self.load(key, ttl, negative_ttl, loader).await;
+                    leader.finish(result.clone());
+                    return result;
+                }
+                Role::Leader(leader) => {
                     let result = self.load(key, ttl, negative_ttl, loader).await;
                     leader.finish(result.clone());
                     return result;

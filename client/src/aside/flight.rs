@@ -41,7 +41,16 @@ pub(crate) struct FlightTable<T> {
     /// never across an `.await`.
     flights: DashMap<Bytes, Flight<T>>,
     next_id: AtomicU64,
+    /// Finished flights, counted per bucket of keys: a caller that sees its bucket move
+    /// between its cache read and becoming leader knows a load may have just filled the
+    /// cache, and looks again (see [`FlightTable::finishes`]).
+    finished: Box<[AtomicU64]>,
+    hasher: std::collections::hash_map::RandomState,
 }
+
+/// Buckets of [`FlightTable::finished`]: a caller re-reads needlessly only when another
+/// key of its bucket finished a load in the same moment.
+const FINISH_BUCKETS: usize = 1024;
 
 /// A caller's part in a flight.
 pub(crate) enum Role<'a, T> {
@@ -57,6 +66,8 @@ impl<T: Clone> FlightTable<T> {
         FlightTable {
             flights: DashMap::new(),
             next_id: AtomicU64::new(0),
+            finished: (0..FINISH_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 
@@ -107,6 +118,21 @@ impl<T: Clone> FlightTable<T> {
 }
 
 impl<T> FlightTable<T> {
+    /// How many loads of `key`'s bucket have finished. Read it before the cache read; if
+    /// it moved by the time the caller becomes leader, a load may have filled the cache
+    /// in between (its flight already gone), so the cache is worth reading again.
+    pub(crate) fn finishes(&self, key: &[u8]) -> u64 {
+        self.bucket(key).load(Ordering::Acquire)
+    }
+
+    fn bucket(&self, key: &[u8]) -> &AtomicU64 {
+        use std::hash::BuildHasher;
+        let h = self.hasher.hash_one(key);
+        let i = usize::try_from(h % FINISH_BUCKETS as u64).unwrap_or(0);
+        // `i` is below the length by construction; the fallback is never taken.
+        self.finished.get(i).unwrap_or(&self.next_id)
+    }
+
     fn remove(&self, key: &Bytes, id: FlightId) {
         self.flights.remove_if(key, |_, flight| flight.id == id);
     }
@@ -132,6 +158,7 @@ impl<T> Leader<'_, T> {
     pub(crate) fn finish(mut self, result: T) {
         self.tx.send_replace(State::Done(result));
         self.finished = true;
+        self.table.bucket(&self.key).fetch_add(1, Ordering::AcqRel);
     }
 }
 
