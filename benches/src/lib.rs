@@ -22,6 +22,22 @@ pub fn exit_code(result: Result<(), Box<dyn Error>>) -> ExitCode {
     }
 }
 
+/// Runs `run` on a multi-thread tokio runtime of `threads` workers (the async harnesses'
+/// client side), then exits as [`exit_code`] does.
+pub fn exit_code_async(
+    threads: usize,
+    run: impl std::future::Future<Output = Result<(), Box<dyn Error>>>,
+) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build();
+    exit_code(match runtime {
+        Ok(rt) => rt.block_on(run),
+        Err(e) => Err(e.into()),
+    })
+}
+
 /// Parses a comma-separated list (blank items skipped) with `parse`.
 pub fn parse_list<T>(
     list: &str,

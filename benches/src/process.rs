@@ -57,3 +57,43 @@ impl Drop for Running {
 pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
+
+/// How long a cluster node may take to accept connections.
+const NODE_START_TIMEOUT_SECS: u64 = 10;
+
+/// Starts `shards` `cachalot-server` processes from `bin` on free loopback ports as one
+/// static cluster (`--cluster-shards`, ids 1..=n), each with `extra` flags; returns the
+/// processes and their `host:port`s.
+///
+/// # Errors
+/// No free port, or a node that does not start listening.
+pub fn start_static_cluster(
+    bin: &std::path::Path,
+    shards: usize,
+    extra: &[&str],
+) -> Result<(Vec<Running>, Vec<String>), Box<dyn std::error::Error>> {
+    let ports: Vec<u16> = (0..shards).map(|_| free_port()).collect::<Result<_, _>>()?;
+    let list = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut servers = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let mut cmd = Command::new(bin);
+        cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--cluster-enabled", "yes", "--cluster-shards", &list])
+            .args(["--cluster-id", &(i + 1).to_string()])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit());
+        servers.push(Running::spawn(
+            &mut cmd,
+            *port,
+            Duration::from_secs(NODE_START_TIMEOUT_SECS),
+        )?);
+    }
+    let addrs = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    Ok((servers, addrs))
+}

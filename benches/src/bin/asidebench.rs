@@ -286,14 +286,7 @@ struct Outcome {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.client_threads)
-        .enable_all()
-        .build();
-    cachalot_benches::exit_code(match runtime {
-        Ok(rt) => rt.block_on(run(args)),
-        Err(e) => Err(e.into()),
-    })
+    cachalot_benches::exit_code_async(args.client_threads, run(args))
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn Error>> {

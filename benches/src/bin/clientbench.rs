@@ -16,17 +16,14 @@
 use std::error::Error;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cachalot_benches::process::{free_port, Running};
+use cachalot_benches::process::start_static_cluster;
 use clap::Parser;
 use rand::Rng;
-
-/// How long a server may take to accept connections.
-const START_TIMEOUT_SECS: u64 = 10;
 
 #[derive(Debug, Parser)]
 #[command(about = "cachalot-client against the redis crate's cluster client")]
@@ -113,18 +110,16 @@ impl Contender {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.client_threads)
-        .enable_all()
-        .build();
-    cachalot_benches::exit_code(match runtime {
-        Ok(rt) => rt.block_on(run(args)),
-        Err(e) => Err(e.into()),
-    })
+    cachalot_benches::exit_code_async(args.client_threads, run(args))
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn Error>> {
-    let (servers, addrs) = start_cluster(&args)?;
+    let threads = args.server_threads.to_string();
+    let (servers, addrs) = start_static_cluster(
+        &args.server_bin,
+        args.shards,
+        &["--threads", &threads, "--log-level", "warn"],
+    )?;
     let ours = cachalot_client::Client::connect(addrs.clone()).await?;
     let urls: Vec<String> = addrs.iter().map(|a| format!("redis://{a}/")).collect();
     let theirs = redis::cluster::ClusterClient::new(urls)?
@@ -221,35 +216,4 @@ async fn measure(
     }
     let elapsed = started.elapsed().as_secs_f64();
     Ok(count.load(Ordering::Relaxed) as f64 / elapsed)
-}
-
-/// Starts the static cluster; returns the processes and their `host:port`s.
-fn start_cluster(args: &Args) -> Result<(Vec<Running>, Vec<String>), Box<dyn Error>> {
-    let ports: Vec<u16> = (0..args.shards)
-        .map(|_| free_port())
-        .collect::<Result<_, _>>()?;
-    let shards = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut servers = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
-        let mut cmd = Command::new(&args.server_bin);
-        cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--cluster-enabled", "yes", "--cluster-shards", &shards])
-            .args(["--cluster-id", &(i + 1).to_string()])
-            .args(["--threads", &args.server_threads.to_string()])
-            .args(["--log-level", "warn"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        servers.push(Running::spawn(
-            &mut cmd,
-            *port,
-            Duration::from_secs(START_TIMEOUT_SECS),
-        )?);
-    }
-    let addrs = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    Ok((servers, addrs))
 }
