@@ -340,6 +340,17 @@ impl StaticCluster {
             .collect()
     }
 
+    /// The `--cluster-shards` list every node was given.
+    pub fn shard_list(&self) -> &str {
+        &self.shards
+    }
+
+    /// Hands the running nodes over to the caller (they are killed when it drops them);
+    /// the cluster keeps their ports and settings, so [`restart`](Self::restart) still works.
+    pub fn take_nodes(&mut self) -> Vec<ServerProcess> {
+        self.nodes.iter_mut().filter_map(Option::take).collect()
+    }
+
     /// How many nodes the cluster has (running or not).
     pub fn len(&self) -> usize {
         self.ports.len()

@@ -10,62 +10,31 @@ use std::process::{Command, Stdio};
 
 use cachalot_protocol::{key_slot, SLOT_COUNT};
 use cachalot_server::cluster::{node_id, parse_shard_list, ShardId, Topology};
-use cachalot_tests::{free_port, run_tool, ServerProcess};
+use cachalot_tests::{free_port, run_tool, ServerProcess, StaticCluster};
 use raw::{bulk_payload, elements, int_of, Raw};
 use redis::AsyncCommands;
 
 /// Shards in the test cluster.
 const NODES: usize = 3;
-/// Attempts at finding three free ports that stay free until the nodes bind them.
-const START_ATTEMPTS: usize = 5;
 /// Keys written through each cluster-aware client.
 const KEYS: usize = 300;
 
 /// Three nodes started with one shard list; shard `i + 1` is `nodes[i]`.
 struct Cluster {
+    inner: StaticCluster,
     nodes: Vec<ServerProcess>,
-    /// The `--cluster-shards` value every node was given.
-    shards: String,
 }
 
 impl Cluster {
     fn start() -> Cluster {
-        for _ in 0..START_ATTEMPTS {
-            let ports: Vec<u16> = (0..NODES).map(|_| free_port()).collect();
-            let shards = ports
-                .iter()
-                .enumerate()
-                .map(|(i, p)| format!("{}@127.0.0.1:{p}", i + 1))
-                .collect::<Vec<_>>()
-                .join(",");
-            let nodes: Vec<ServerProcess> = ports
-                .iter()
-                .enumerate()
-                .map_while(|(i, &port)| {
-                    let id = (i + 1).to_string();
-                    ServerProcess::try_start_on(
-                        port,
-                        &[
-                            "--cluster-enabled",
-                            "yes",
-                            "--cluster-shards",
-                            &shards,
-                            "--cluster-id",
-                            &id,
-                        ],
-                    )
-                })
-                .collect();
-            if nodes.len() == NODES {
-                return Cluster { nodes, shards };
-            }
-        }
-        panic!("could not start {NODES} cluster nodes in {START_ATTEMPTS} attempts");
+        let mut inner = StaticCluster::start(NODES, &[]);
+        let nodes = inner.take_nodes();
+        Cluster { inner, nodes }
     }
 
     /// The slot map the ring computes for this shard list, as node 1 sees it.
     fn topology(&self) -> Topology {
-        let peers = parse_shard_list(&self.shards).expect("valid shard list");
+        let peers = parse_shard_list(self.inner.shard_list()).expect("valid shard list");
         Topology::new(&peers, ShardId::new(1)).expect("valid topology")
     }
 
