@@ -19,11 +19,13 @@ use tokio::net::TcpListener;
 /// bytes.
 type Script = Arc<dyn Fn(&[Bytes], &mut ConnState) -> Vec<u8> + Send + Sync>;
 
-/// Per-connection state a script may keep (`ASKING`, `READONLY`).
+/// Per-connection state a script may keep (`ASKING`, `READONLY`), and how long the node
+/// waits before it answers (a slow node).
 #[derive(Default)]
 struct ConnState {
     asking: bool,
     readonly: bool,
+    delay: Duration,
 }
 
 /// Every request a fake node received, as uppercase-name strings joined by spaces.
@@ -55,6 +57,9 @@ async fn fake_node(script: Script) -> (SocketAddr, Log) {
                             .collect();
                         seen.lock().expect("log").push(text.join(" "));
                         out.extend(script(&args, &mut state));
+                    }
+                    if !state.delay.is_zero() {
+                        tokio::time::sleep(state.delay).await;
                     }
                     if sock.write_all(&out).await.is_err() {
                         return;
@@ -304,6 +309,47 @@ async fn replica_reads_go_to_replicas_with_readonly_and_writes_to_the_primary() 
     assert_eq!(
         primary_only.get("k").await.expect("get").as_deref(),
         Some(&b"from-primary"[..])
+    );
+}
+
+#[tokio::test]
+async fn nearest_reads_settle_on_the_fastest_node() {
+    let replica = |delay_ms: u64| -> Script {
+        Arc::new(move |args, state| {
+            state.delay = Duration::from_millis(delay_ms);
+            if name_is(args, "READONLY") {
+                return b"+OK\r\n".to_vec();
+            }
+            bulk(format!("delay {delay_ms}").as_bytes())
+        })
+    };
+    let (fast, _) = fake_node(replica(0)).await;
+    let (slow, _) = fake_node(replica(30)).await;
+    let me = Arc::new(Mutex::new(None::<SocketAddr>));
+    let me_in = Arc::clone(&me);
+    let (primary, _) = fake_node(Arc::new(move |args, state| {
+        state.delay = Duration::from_millis(15);
+        if name_is(args, "CLUSTER") {
+            return all_slots_to(me_in.lock().expect("me").expect("set"), &[slow, fast]);
+        }
+        bulk(b"delay 15")
+    }))
+    .await;
+    *me.lock().expect("me") = Some(primary);
+    let client = Client::builder([primary.to_string()])
+        .read_from(ReadFrom::nearest())
+        .connect()
+        .await
+        .expect("connect");
+    let mut from_fast = 0;
+    for _ in 0..20 {
+        if client.get("k").await.expect("get").as_deref() == Some(&b"delay 0"[..]) {
+            from_fast += 1;
+        }
+    }
+    assert!(
+        from_fast >= 16,
+        "{from_fast} of 20 reads from the fastest node"
     );
 }
 
