@@ -8,9 +8,11 @@ pub mod hash;
 pub mod info;
 pub mod introspect;
 pub mod keys;
+pub mod pubsub;
 pub mod server;
 pub mod string;
 pub mod table;
+pub mod tracking;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -194,11 +196,25 @@ pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: 
         ctx.error(&CommandError::OutOfMemory);
         return;
     }
+    if ctx.session.subscriptions() > 0
+        && ctx.session.version == ProtocolVersion::Resp2
+        && !pubsub::allowed_while_subscribed(spec.name)
+    {
+        node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+        ctx.error(&not_while_subscribed(spec, &args));
+        return;
+    }
+    let tracked = tracking::before_command(&ctx, spec, &args);
     let slower_than = node.settings.slowlog_slower_than.load(Ordering::Relaxed);
     let started = (slower_than >= 0).then(Instant::now);
-    if let Err(e) = (spec.handler)(&mut ctx, &args) {
+    let result = (spec.handler)(&mut ctx, &args);
+    let ok = result.is_ok();
+    if let Err(e) = result {
         node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
         ctx.error(&e);
+    }
+    if tracked {
+        tracking::after_command(&mut ctx, spec, &args, ok);
     }
     if let Some(started) = started {
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -253,6 +269,18 @@ fn out_of_memory(node: &Node) -> bool {
     let policy = store.policy();
     policy == cachalot_store::Policy::no_eviction()
         || (policy.is_volatile_only() && store.expiring_len() == 0)
+}
+
+/// Redis's refusal of a command a RESP2 client in subscribed mode may not run.
+fn not_while_subscribed(spec: &CommandSpec, args: &[Bytes]) -> CommandError {
+    let sub = spec.subcommands.get(usize::from(subcommand_index(spec, args)));
+    let name = match sub {
+        Some(sub) => format!("{}|{}", spec.name, sub.name),
+        None => spec.name.to_owned(),
+    };
+    CommandError::Other(format!(
+        "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+    ))
 }
 
 /// The position of `args[1]` in a container command's subcommand table, or `u8::MAX`.

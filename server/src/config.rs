@@ -50,6 +50,9 @@ pub struct Config {
     pub slowlog_log_slower_than: i64,
     /// Entries the slow log keeps.
     pub slowlog_max_len: u64,
+    /// Keys the client-side caching table remembers (`tracking-table-max-keys`); 0 means
+    /// no bound. Past it, random keys are forgotten and invalidated, as in Redis.
+    pub tracking_table_max_keys: u64,
     /// Redis's `lfu-log-factor`.
     pub lfu_log_factor: u32,
     /// Redis's `lfu-decay-time` in minutes.
@@ -81,6 +84,7 @@ impl Default for Config {
             proto_max_bulk_len: DEFAULT_MAX_BULK_BYTES,
             slowlog_log_slower_than: DEFAULT_SLOWLOG_SLOWER_THAN_MICROS,
             slowlog_max_len: DEFAULT_SLOWLOG_MAX_LEN,
+            tracking_table_max_keys: crate::tracking::DEFAULT_MAX_KEYS,
             lfu_log_factor: 10,
             lfu_decay_time: 1,
             hz: DEFAULT_HZ,
@@ -107,6 +111,7 @@ struct FileConfig {
     proto_max_bulk_len: Option<toml::Value>,
     slowlog_log_slower_than: Option<i64>,
     slowlog_max_len: Option<u64>,
+    tracking_table_max_keys: Option<u64>,
     lfu_log_factor: Option<u32>,
     lfu_decay_time: Option<u32>,
     hz: Option<u32>,
@@ -167,6 +172,10 @@ impl Config {
                 "slowlog-max-len",
                 file.slowlog_max_len.map(|v| v.to_string()),
             ),
+            (
+                "tracking-table-max-keys",
+                file.tracking_table_max_keys.map(|v| v.to_string()),
+            ),
             ("lfu-log-factor", file.lfu_log_factor.map(|v| v.to_string())),
             ("lfu-decay-time", file.lfu_decay_time.map(|v| v.to_string())),
             ("hz", file.hz.map(|v| v.to_string())),
@@ -216,6 +225,7 @@ impl Config {
                 self.slowlog_log_slower_than = value.trim().parse().map_err(|_| bad())?
             }
             "slowlog-max-len" => self.slowlog_max_len = num(value)?,
+            "tracking-table-max-keys" => self.tracking_table_max_keys = num(value)?,
             "lfu-log-factor" => {
                 self.lfu_log_factor = u32::try_from(num(value)?).map_err(|_| bad())?
             }

@@ -33,7 +33,7 @@
 //!
 //! # Not here yet
 //! Cluster membership beyond a static shard list (raft, joining and leaving, slot
-//! migration and `-ASK`), `CLUSTER COUNTKEYSINSLOT`/`GETKEYSINSLOT`, replication, client-side caching, pub/sub, transactions, scripting,
+//! migration and `-ASK`), `CLUSTER COUNTKEYSINSLOT`/`GETKEYSINSLOT`, replication, sharded pub/sub, transactions, scripting,
 //! lists, sets and sorted sets: those commands answer `-ERR unknown command`.
 
 #![warn(missing_docs)]
@@ -47,5 +47,7 @@ pub mod key;
 pub mod net;
 pub mod node;
 pub mod pattern;
+pub mod pubsub;
 pub mod slowlog;
+pub mod tracking;
 pub mod value;

@@ -3,5 +3,6 @@
 
 pub mod connection;
 pub mod listener;
+pub mod push;
 pub mod registry;
 pub mod session;

@@ -17,7 +17,9 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::key::Key;
 use crate::net::registry::ClientRegistry;
+use crate::pubsub::PubSub;
 use crate::slowlog::Slowlog;
+use crate::tracking::Tracking;
 use crate::value::{weigh, Value};
 
 /// The keyspace: compact keys to typed values.
@@ -89,6 +91,11 @@ pub struct Node {
     pub stats_baseline: Mutex<CacheStats>,
     /// The static cluster this node belongs to (`cluster-enabled yes`), fixed at start.
     pub cluster: Option<Topology>,
+    /// Client-side caching: who read what, who broadcasts (`CLIENT TRACKING`). Shared with
+    /// the keyspace's removal listener, which announces expired and evicted keys.
+    pub tracking: Arc<Tracking>,
+    /// Pub/sub subscribers.
+    pub pubsub: PubSub,
     /// Recent (time, total commands) samples taken by the cron, for
     /// `instantaneous_ops_per_sec`; written by the cron only.
     ops_samples: Mutex<VecDeque<(Instant, u64)>>,
@@ -104,8 +111,17 @@ impl Node {
     /// [`Error::Store`] if the engine refuses the configuration, [`Error::Config`] for
     /// invalid cluster settings.
     pub fn new(config: Config, shutdown: CancellationToken) -> Result<Arc<Node>, Error> {
+        let tracking = Arc::new(Tracking::new(config.tracking_table_max_keys));
+        let listener = Arc::clone(&tracking);
         let mut builder = Cache::<Key, Value>::builder()
             .weigher(weigh)
+            // Runs after the shard lock is released. Writes announce their own keys from
+            // dispatch, so only what the keyspace removes by itself is announced here.
+            .removal_listener(move |key: &Key, _: &Value, cause| {
+                if cause.was_automatic() {
+                    listener.invalidate_removed(key.as_bytes());
+                }
+            })
             .policy(config.maxmemory_policy)
             .clock(Arc::new(SystemClock))
             .lfu_log_factor(config.lfu_log_factor)
@@ -139,6 +155,8 @@ impl Node {
             shutdown,
             stats_baseline: Mutex::new(CacheStats::default()),
             cluster,
+            tracking,
+            pubsub: PubSub::default(),
             ops_samples: Mutex::new(VecDeque::with_capacity(OPS_SAMPLES)),
         }))
     }

@@ -10,7 +10,7 @@ use super::keys::{check_subcommand, help_reply};
 use super::table::{Subcommand, COMMANDS, HELP_SUBCOMMAND};
 use super::{int_arg, is, CommandResult, Ctx};
 use crate::error::CommandError;
-use crate::net::registry::ClientHandle;
+use crate::net::registry::{ClientHandle, TRACKING_BCAST, TRACKING_BROKEN_REDIRECT, TRACKING_ON};
 
 /// `CLIENT` subcommands.
 pub static SUBCOMMANDS: &[Subcommand] = &[
@@ -21,11 +21,19 @@ pub static SUBCOMMANDS: &[Subcommand] = &[
     Subcommand { name: "info", arity: 2, key: 0, summary: "Returns information about the connection.", syntax: "" },
     Subcommand { name: "kill", arity: -3, key: 0, summary: "Terminates open connections.", syntax: "ip:port | [ID client-id] [TYPE NORMAL | MASTER | REPLICA | PUBSUB] [USER username] [ADDR ip:port] [LADDR ip:port] [SKIPME YES | NO] [MAXAGE maxage]" },
     Subcommand { name: "setinfo", arity: 4, key: 0, summary: "Sets information specific to the client or connection.", syntax: "LIB-NAME libname | LIB-VER libver" },
+    Subcommand { name: "tracking", arity: -3, key: 0, summary: "Controls server-assisted client-side caching for the connection.", syntax: "ON | OFF [REDIRECT client-id] [PREFIX prefix [PREFIX prefix ...]] [BCAST] [OPTIN] [OPTOUT] [NOLOOP]" },
+    Subcommand { name: "caching", arity: 3, key: 0, summary: "Instructs the server whether to track the keys in the next request.", syntax: "YES | NO" },
+    Subcommand { name: "trackinginfo", arity: 2, key: 0, summary: "Returns information about server-assisted client-side caching for the connection.", syntax: "" },
+    Subcommand { name: "getredir", arity: 2, key: 0, summary: "Returns the client ID to which the connection's tracking notifications are redirected.", syntax: "" },
     HELP_SUBCOMMAND,
 ];
 
 const HELP: &[&str] = &[
     "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+    "GETREDIR",
+    "    Return the client ID we are redirecting to when tracking is enabled.",
     "GETNAME",
     "    Return the name of the current connection.",
     "ID",
@@ -62,6 +70,11 @@ const HELP: &[&str] = &[
     "    Set client meta attr. Options are:",
     "    * LIB-NAME: the client lib name.",
     "    * LIB-VER: the client lib version.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
     "HELP",
     "    Prints this help.",
 ];
@@ -104,6 +117,14 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         kill(ctx, &args[2..])
     } else if is(sub, "setinfo") {
         setinfo(ctx, &args[2], &args[3])
+    } else if is(sub, "tracking") {
+        super::tracking::tracking(ctx, args)
+    } else if is(sub, "caching") {
+        super::tracking::caching(ctx, args)
+    } else if is(sub, "trackinginfo") {
+        super::tracking::trackinginfo(ctx)
+    } else if is(sub, "getredir") {
+        super::tracking::getredir(ctx)
     } else {
         help_reply(ctx, HELP)
     }
@@ -174,22 +195,49 @@ fn describe(c: &ClientHandle) -> String {
     let mut s = String::with_capacity(256);
     let _ = write!(
         s,
-        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 \
+        "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub={} psub={} ssub=0 \
          multi=-1 watch=0 qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 \
-         omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+         omem=0 tot-mem=0 events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
         c.id.0,
         c.addr,
         c.laddr,
         name,
         c.created.elapsed().as_secs(),
         c.idle_secs(),
+        flags_of(c),
+        c.channels.load(Ordering::Relaxed),
+        c.patterns.load(Ordering::Relaxed),
         c.query_buffer.load(Ordering::Relaxed),
         cmd,
+        c.redirect.load(Ordering::Relaxed),
         c.resp.load(Ordering::Relaxed),
         lib_name,
         lib_ver,
     );
     s
+}
+
+/// `flags=` of `CLIENT LIST`, in Redis's order: `P` subscribed, `t` tracking, `R` broken
+/// redirect, `B` broadcasting; `N` for none.
+fn flags_of(c: &ClientHandle) -> String {
+    let tracking = c.tracking.load(Ordering::Relaxed);
+    let mut f = String::new();
+    if c.is_subscribed() {
+        f.push('P');
+    }
+    for (bit, letter) in [
+        (TRACKING_ON, 't'),
+        (TRACKING_BROKEN_REDIRECT, 'R'),
+        (TRACKING_BCAST, 'B'),
+    ] {
+        if tracking & bit != 0 {
+            f.push(letter);
+        }
+    }
+    if f.is_empty() {
+        f.push('N');
+    }
+    f
 }
 
 /// One `CLIENT KILL` filter: whether a client matches.

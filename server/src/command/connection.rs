@@ -14,6 +14,9 @@ pub const REDIS_COMPAT_VERSION: &str = "7.2.4";
 
 /// `PING`: see the command table for syntax.
 pub fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    if args.len() <= 2 && super::pubsub::subscribed_ping(ctx, args) {
+        return Ok(());
+    }
     match args.len() {
         1 => ctx.simple(b"PONG"),
         2 => ctx.bulk(&args[1]),
@@ -147,6 +150,9 @@ pub fn quit(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
 
 /// `RESET`: see the command table for syntax.
 pub fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
+    // Redis's RESET also turns tracking off and drops every subscription.
+    super::tracking::disable(ctx);
+    super::pubsub::unsubscribe_all(ctx.node, ctx.session);
     ctx.session.set_version(ProtocolVersion::Resp2);
     ctx.session.authenticated = !ctx.node.requires_auth();
     *ctx.session.handle.name.lock() = Bytes::new();

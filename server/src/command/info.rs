@@ -115,8 +115,14 @@ fn clients(node: &Node, out: &mut String) {
         node.settings.maxclients.load(Ordering::Relaxed)
     );
     field!(out, "blocked_clients", 0);
-    field!(out, "tracking_clients", 0);
-    field!(out, "pubsub_clients", 0);
+    field!(out, "tracking_clients", node.tracking.clients());
+    let subscribed = node
+        .clients
+        .snapshot()
+        .iter()
+        .filter(|c| c.is_subscribed())
+        .count();
+    field!(out, "pubsub_clients", subscribed);
 }
 
 /// Formats bytes the way Redis's `bytesToHuman` does.
@@ -239,6 +245,11 @@ fn stats(node: &Node, out: &mut String) {
         "keyspace_misses",
         store.misses.saturating_sub(base.misses)
     );
+    field!(out, "pubsub_channels", node.pubsub.channels());
+    field!(out, "pubsub_patterns", node.pubsub.patterns());
+    field!(out, "tracking_total_keys", node.tracking.table.keys());
+    field!(out, "tracking_total_items", node.tracking.table.items());
+    field!(out, "tracking_total_prefixes", node.tracking.prefixes());
     field!(
         out,
         "total_error_replies",
@@ -248,6 +259,11 @@ fn stats(node: &Node, out: &mut String) {
         out,
         "total_protocol_errors",
         s.protocol_errors.load(Ordering::Relaxed)
+    );
+    field!(
+        out,
+        "client_output_buffer_limit_disconnections",
+        node.tracking.overflow_disconnects.load(Ordering::Relaxed)
     );
 }
 

@@ -205,6 +205,21 @@ static PARAMS: &[Param] = &[
         set: Some(|n, v, apply| set_u64(v, apply, &n.settings.slowlog_max_len)),
     },
     Param {
+        name: "tracking-table-max-keys",
+        get: |n| n.tracking.max_keys.load(Ordering::Relaxed).to_string(),
+        set: Some(|n, v, apply| {
+            let keys: i64 = v
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer")?;
+            let keys = u64::try_from(keys)
+                .map_err(|_| "argument must be between 0 and 9223372036854775807 inclusive")?;
+            if apply {
+                n.tracking.max_keys.store(keys, Ordering::Relaxed);
+            }
+            Ok(())
+        }),
+    },
+    Param {
         name: "lfu-log-factor",
         get: |n| n.config.lfu_log_factor.to_string(),
         set: None,

@@ -2,7 +2,9 @@
 //! every command the node implements. `COMMAND`, `COMMAND INFO` and `COMMAND DOCS` are
 //! answered from it, so what the node advertises is exactly what it runs.
 
-use super::{client, cluster, connection, hash, info, introspect, keys, server, string, Handler};
+use super::{
+    client, cluster, connection, hash, info, introspect, keys, pubsub, server, string, Handler,
+};
 
 /// Command flags, as `COMMAND INFO` reports them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,6 +142,7 @@ const CONN: Flags = Flags::NOSCRIPT
     .with(Flags::STALE)
     .with(Flags::FAST)
     .with(Flags::NO_AUTH);
+const PUBSUB: Flags = Flags::NOSCRIPT.with(Flags::LOADING).with(Flags::STALE);
 const ADMIN: Flags = Flags::ADMIN
     .with(Flags::NOSCRIPT)
     .with(Flags::LOADING)
@@ -191,6 +194,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("reset", 1, CONN, (0, 0, 0), "connection", "6.2.0", "Resets the connection.", "", connection::reset),
     cmd!("select", 2, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), "connection", "1.0.0", "Changes the selected database.", "index", connection::select),
     cmd!("client", -2, Flags::NOSCRIPT.with(Flags::LOADING).with(Flags::STALE), (0, 0, 0), "connection", "2.4.0", "A container for client connection commands.", "", client::client, client::SUBCOMMANDS),
+    // pub/sub
+    cmd!("subscribe", -2, PUBSUB, (0, 0, 0), "pubsub", "2.0.0", "Listens for messages published to channels.", "channel [channel ...]", pubsub::subscribe),
+    cmd!("unsubscribe", -1, PUBSUB, (0, 0, 0), "pubsub", "2.0.0", "Stops listening to messages posted to channels.", "[channel [channel ...]]", pubsub::unsubscribe),
+    cmd!("psubscribe", -2, PUBSUB, (0, 0, 0), "pubsub", "2.0.0", "Listens for messages published to channels that match one or more patterns.", "pattern [pattern ...]", pubsub::psubscribe),
+    cmd!("punsubscribe", -1, PUBSUB, (0, 0, 0), "pubsub", "2.0.0", "Stops listening to messages published to channels that match one or more patterns.", "[pattern [pattern ...]]", pubsub::punsubscribe),
+    cmd!("publish", 3, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), "pubsub", "2.0.0", "Posts a message to a channel.", "channel message", pubsub::publish),
     // strings
     cmd!("get", 2, RF, (1, 1, 1), "string", "1.0.0", "Returns the string value of a key.", "key", string::get),
     cmd!("set", -3, WD, (1, 1, 1), "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", "key value [NX | XX] [GET] [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL]", string::set),

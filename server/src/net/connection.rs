@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::command;
+use crate::net::push::PushReceiver;
 use crate::net::registry::ClientHandle;
 use crate::net::session::Session;
 use crate::node::Node;
@@ -33,6 +34,9 @@ const WRITE_STALL_TIMEOUT_MILLIS: u64 = 30_000;
 const MAX_MULTIBULK_LEN: usize = 1 << 20;
 /// Largest nesting depth; requests never nest, so this only guards the decoder.
 const MAX_DEPTH: usize = 32;
+/// Out-of-band messages (invalidations, pub/sub) written per wake-up before the loop
+/// looks at the socket again, so a stream of them cannot starve the client's requests.
+const PUSH_BATCH_MESSAGES: usize = 64;
 /// Largest inline request, as Redis's `PROTO_INLINE_MAX_SIZE`.
 const MAX_INLINE_BYTES: usize = 64 * 1024;
 /// Most arguments a client may send before it authenticates, as Redis 7 allows, so a
@@ -54,6 +58,7 @@ pub async fn serve(
     node: &Arc<Node>,
     mut socket: TcpStream,
     handle: Arc<ClientHandle>,
+    mut pushes: PushReceiver,
     shutdown: CancellationToken,
 ) {
     let _ = socket.set_nodelay(true);
@@ -69,6 +74,7 @@ pub async fn serve(
         &mut decoder,
         &mut input,
         &mut output,
+        &mut pushes,
         &shutdown,
     )
     .await
@@ -76,6 +82,9 @@ pub async fn serve(
         Close::Normal => debug!("connection closed"),
         Close::Io(e) => debug!(error = %e, "connection failed"),
     }
+    // Nobody may queue for this connection any more; then drop what it asked for.
+    pushes.close();
+    command::tracking::forget_session(node, &mut session);
     // Forget the client before it can see the close, so that once it has, `CLIENT LIST`
     // and `CLIENT KILL` no longer find it.
     if let Some(h) = node.clients.unregister(handle.id) {
@@ -93,6 +102,8 @@ pub async fn serve(
     let _ = socket.shutdown().await;
 }
 
+// The connection's parts are separate borrows so the select can poll two at once.
+#[allow(clippy::too_many_arguments)]
 async fn read_loop(
     node: &Arc<Node>,
     socket: &mut TcpStream,
@@ -100,6 +111,7 @@ async fn read_loop(
     decoder: &mut RequestDecoder,
     input: &mut BytesMut,
     output: &mut BytesMut,
+    pushes: &mut PushReceiver,
     shutdown: &CancellationToken,
 ) -> Close {
     let handle = Arc::clone(&session.handle);
@@ -110,6 +122,20 @@ async fn read_loop(
             biased;
             _ = shutdown.cancelled() => return Close::Normal,
             _ = handle.kill.cancelled() => return Close::Normal,
+            // Cancel safety: `recv` loses nothing when the read wins instead.
+            Some(msg) = pushes.recv() => {
+                output.extend_from_slice(&msg);
+                for _ in 1..PUSH_BATCH_MESSAGES {
+                    match pushes.try_recv() {
+                        Ok(msg) => output.extend_from_slice(&msg),
+                        Err(_) => break,
+                    }
+                }
+                if let Err(e) = write_out(socket, output, &handle).await {
+                    return Close::Io(e);
+                }
+                continue;
+            }
             r = read_with_idle_timeout(socket, input, idle) => r,
         };
         let n = match read {

@@ -104,7 +104,7 @@ async fn accept_loop(
             continue;
         }
         let laddr = socket.local_addr().unwrap_or(addr);
-        let handle = node.clients.register(addr, laddr);
+        let (handle, pushes) = node.clients.register(addr, laddr);
         let span = tracing::info_span!("conn", id = handle.id.0, peer = %addr);
         let node = Arc::clone(node);
         let active = Arc::clone(&active);
@@ -118,7 +118,7 @@ async fn accept_loop(
                     node: Arc::clone(&node),
                     id: handle.id,
                 };
-                crate::net::connection::serve(&node, socket, handle, token).await;
+                crate::net::connection::serve(&node, socket, handle, pushes, token).await;
             }
             .instrument(span),
         );

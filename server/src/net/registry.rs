@@ -2,13 +2,15 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
+
+use super::push::{self, PushReceiver, PushSender};
 
 /// A connection's id (`CLIENT ID`): unique for the life of the node, never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,15 +49,49 @@ pub struct ClientHandle {
     pub output_bytes: AtomicU64,
     /// Bytes waiting in its query buffer at the last read.
     pub query_buffer: AtomicU64,
-    /// Cancelled by `CLIENT KILL`.
+    /// Cancelled by `CLIENT KILL`, or when the client's push queue overflowed.
     pub kill: CancellationToken,
+    /// The connection's queue of out-of-band messages (invalidations, pub/sub).
+    pub push: PushSender,
+    /// `CLIENT TRACKING` state for `CLIENT LIST`: [`TRACKING_ON`], [`TRACKING_BCAST`],
+    /// [`TRACKING_BROKEN_REDIRECT`]. Written by the owning connection, except the broken
+    /// bit, which whoever finds the redirect target gone sets.
+    pub tracking: AtomicU8,
+    /// `redir=` of `CLIENT LIST`: -1 without tracking, 0 without a redirect, else the id.
+    pub redirect: AtomicI64,
+    /// Channels subscribed to (`sub=`); written by the owning connection.
+    pub channels: AtomicU32,
+    /// Patterns subscribed to (`psub=`); written by the owning connection.
+    pub patterns: AtomicU32,
 }
+
+/// [`ClientHandle::tracking`] bit: tracking is on (`t`).
+pub const TRACKING_ON: u8 = 1;
+/// [`ClientHandle::tracking`] bit: broadcasting mode (`B`).
+pub const TRACKING_BCAST: u8 = 2;
+/// [`ClientHandle::tracking`] bit: the redirect target is gone (`R`).
+pub const TRACKING_BROKEN_REDIRECT: u8 = 4;
 
 impl ClientHandle {
     /// Seconds since the last command.
     pub fn idle_secs(&self) -> u64 {
         let age = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
         age.saturating_sub(self.last_interaction_millis.load(Ordering::Relaxed)) / 1000
+    }
+
+    /// Whether the client speaks RESP3 (and so takes push frames on its own connection).
+    pub fn is_resp3(&self) -> bool {
+        self.resp.load(Ordering::Relaxed) == 3
+    }
+
+    /// Whether the client is subscribed to any channel or pattern (Redis's `CLIENT_PUBSUB`).
+    pub fn is_subscribed(&self) -> bool {
+        self.channels.load(Ordering::Relaxed) + self.patterns.load(Ordering::Relaxed) > 0
+    }
+
+    /// Whether the connection has ended or is about to (killed, queue closed).
+    pub fn is_gone(&self) -> bool {
+        self.kill.is_cancelled() || self.push.is_closed()
     }
 
     /// Records activity now.
@@ -74,8 +110,14 @@ pub struct ClientRegistry {
 }
 
 impl ClientRegistry {
-    /// Registers a new connection and returns its handle.
-    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr) -> Arc<ClientHandle> {
+    /// Registers a new connection and returns its handle and the receiving end of its
+    /// push queue.
+    pub fn register(
+        &self,
+        addr: SocketAddr,
+        laddr: SocketAddr,
+    ) -> (Arc<ClientHandle>, PushReceiver) {
+        let (push, pushes) = push::queue();
         let mut guard = self.inner.lock();
         guard.1 += 1;
         let handle = Arc::new(ClientHandle {
@@ -94,9 +136,19 @@ impl ClientRegistry {
             output_bytes: AtomicU64::new(0),
             query_buffer: AtomicU64::new(0),
             kill: CancellationToken::new(),
+            push,
+            tracking: AtomicU8::new(0),
+            redirect: AtomicI64::new(-1),
+            channels: AtomicU32::new(0),
+            patterns: AtomicU32::new(0),
         });
         guard.0.insert(handle.id, Arc::clone(&handle));
-        handle
+        (handle, pushes)
+    }
+
+    /// The connected client with this id (`CLIENT TRACKING ... REDIRECT`).
+    pub fn get(&self, id: ClientId) -> Option<Arc<ClientHandle>> {
+        self.inner.lock().0.get(&id).cloned()
     }
 
     /// Removes a connection.

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use cachalot_protocol::ProtocolVersion;
+use indexmap::IndexSet;
 
 use super::registry::ClientHandle;
 
@@ -18,6 +20,31 @@ pub struct Session {
     /// Close the connection once the current replies are written (`QUIT`, `CLIENT KILL`
     /// of oneself).
     pub close_after_reply: bool,
+    /// `CLIENT TRACKING` settings while tracking is on.
+    pub tracking: Option<TrackingMode>,
+    /// `CLIENT CACHING` was given for the next command (Redis's `CLIENT_TRACKING_CACHING`).
+    pub caching_given: bool,
+    /// Channels subscribed to, in subscription order.
+    pub channels: IndexSet<Bytes>,
+    /// Patterns subscribed to, in subscription order.
+    pub patterns: IndexSet<Bytes>,
+}
+
+/// The options of `CLIENT TRACKING ON`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrackingMode {
+    /// `BCAST`.
+    pub bcast: bool,
+    /// `OPTIN`: only keys read right after `CLIENT CACHING YES` are remembered.
+    pub optin: bool,
+    /// `OPTOUT`: keys read right after `CLIENT CACHING NO` are not remembered.
+    pub optout: bool,
+    /// `NOLOOP`.
+    pub noloop: bool,
+    /// `REDIRECT` target.
+    pub redirect: Option<super::registry::ClientId>,
+    /// `BCAST` prefixes, in the order given.
+    pub prefixes: Vec<Bytes>,
 }
 
 impl Session {
@@ -28,7 +55,16 @@ impl Session {
             version: ProtocolVersion::Resp2,
             authenticated,
             close_after_reply: false,
+            tracking: None,
+            caching_given: false,
+            channels: IndexSet::new(),
+            patterns: IndexSet::new(),
         }
+    }
+
+    /// Subscriptions, channels and patterns together (Redis's subscription count).
+    pub fn subscriptions(&self) -> usize {
+        self.channels.len() + self.patterns.len()
     }
 
     /// Switches the protocol version (`HELLO`, `RESET`).
