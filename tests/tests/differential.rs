@@ -28,6 +28,7 @@ const STRINGS: &str = include_str!("scripts/strings.redis");
 const KEYS: &str = include_str!("scripts/keys.redis");
 const HASHES: &str = include_str!("scripts/hashes.redis");
 const CONNECTION: &str = include_str!("scripts/connection.redis");
+const TRACKING: &str = include_str!("scripts/tracking.redis");
 
 /// Fields in the generated hash: past Redis's listpack limit of 512 entries.
 const BIG_HASH_FIELDS: usize = 600;
@@ -71,6 +72,19 @@ fn hash_commands_reply_exactly_as_redis_does_over_resp3() {
     let mut pair = Pair::start();
     pair.check(Mode::Hello, &words(&["HELLO", "3"]));
     run_script(&mut pair, HASHES);
+}
+
+#[test]
+fn tracking_options_and_pubsub_confirmations_reply_exactly_as_redis_does() {
+    let mut pair = Pair::start();
+    run_script(&mut pair, TRACKING);
+}
+
+#[test]
+fn tracking_options_and_pubsub_confirmations_reply_exactly_as_redis_does_over_resp3() {
+    let mut pair = Pair::start();
+    pair.check(Mode::Hello, &words(&["HELLO", "3"]));
+    run_script(&mut pair, TRACKING);
 }
 
 #[test]
