@@ -16,7 +16,6 @@ use bytes::{Bytes, BytesMut};
 use cachalot_protocol::{encode, ProtocolVersion};
 use parking_lot::RwLock;
 
-use crate::net::push::{try_push, Delivery};
 use crate::net::registry::{ClientHandle, ClientId};
 use crate::pattern::glob_match;
 use crate::tracking::Origin;
@@ -122,13 +121,7 @@ fn send(target: &ClientHandle, msg: Bytes, origin: &mut Origin<'_>, overflows: &
             return;
         }
     }
-    if try_push(&target.push, msg, overflows) == Delivery::Full {
-        tracing::warn!(
-            client = target.id.0,
-            "push queue full; disconnecting the subscriber"
-        );
-        target.kill.cancel();
-    }
+    target.try_push(msg, overflows);
 }
 
 /// A `message` (or, with a pattern, `pmessage`) frame: a RESP3 push or a RESP2 array.

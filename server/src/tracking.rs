@@ -25,7 +25,6 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use parking_lot::RwLock;
 
-use crate::net::push::{try_push, Delivery};
 use crate::net::registry::{ClientHandle, ClientId, TRACKING_BROKEN_REDIRECT};
 pub use table::TrackingTable;
 
@@ -339,13 +338,7 @@ impl Tracking {
                 return;
             }
         }
-        if try_push(&target.push, msg, &self.overflow_disconnects) == Delivery::Full {
-            tracing::warn!(
-                client = target.id.0,
-                "push queue full; disconnecting the client"
-            );
-            target.kill.cancel();
-        }
+        target.try_push(msg, &self.overflow_disconnects);
     }
 }
 

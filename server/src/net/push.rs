@@ -6,8 +6,6 @@
 //! stopped reading (Redis would hit its pub/sub output-buffer limit), so the client is
 //! disconnected and counted in `client_output_buffer_limit_disconnections`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
@@ -26,7 +24,7 @@ pub fn queue() -> (PushSender, PushReceiver) {
     mpsc::channel(PUSH_QUEUE_CAPACITY)
 }
 
-/// What became of one message.
+/// What became of one message ([`crate::net::registry::ClientHandle::try_push`] acts on it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delivery {
     /// Queued for the connection.
@@ -37,14 +35,11 @@ pub enum Delivery {
     Gone,
 }
 
-/// Queues `msg` without waiting; a full queue is counted in `overflows`.
-pub fn try_push(sender: &PushSender, msg: Bytes, overflows: &AtomicU64) -> Delivery {
+/// Queues `msg` without waiting.
+pub fn try_push(sender: &PushSender, msg: Bytes) -> Delivery {
     match sender.try_send(msg) {
         Ok(()) => Delivery::Queued,
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            overflows.fetch_add(1, Ordering::Relaxed);
-            Delivery::Full
-        }
+        Err(mpsc::error::TrySendError::Full(_)) => Delivery::Full,
         Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Gone,
     }
 }
@@ -54,29 +49,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_full_queue_is_reported_and_counted() {
+    fn a_full_queue_is_reported() {
         let (tx, _rx) = mpsc::channel(1);
-        let overflows = AtomicU64::new(0);
-        assert_eq!(
-            try_push(&tx, Bytes::from_static(b"a"), &overflows),
-            Delivery::Queued
-        );
-        assert_eq!(
-            try_push(&tx, Bytes::from_static(b"b"), &overflows),
-            Delivery::Full
-        );
-        assert_eq!(overflows.load(Ordering::Relaxed), 1);
+        assert_eq!(try_push(&tx, Bytes::from_static(b"a")), Delivery::Queued);
+        assert_eq!(try_push(&tx, Bytes::from_static(b"b")), Delivery::Full);
     }
 
     #[test]
     fn a_closed_queue_is_gone() {
         let (tx, rx) = queue();
         drop(rx);
-        let overflows = AtomicU64::new(0);
-        assert_eq!(
-            try_push(&tx, Bytes::from_static(b"a"), &overflows),
-            Delivery::Gone
-        );
-        assert_eq!(overflows.load(Ordering::Relaxed), 0);
+        assert_eq!(try_push(&tx, Bytes::from_static(b"a")), Delivery::Gone);
     }
 }

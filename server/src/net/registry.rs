@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering,
+};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -63,6 +65,9 @@ pub struct ClientHandle {
     pub channels: AtomicU32,
     /// Patterns subscribed to (`psub=`); written by the owning connection.
     pub patterns: AtomicU32,
+    /// Set by the first sender that found the push queue full, so the client is counted
+    /// and disconnected once.
+    pub push_overflowed: AtomicBool,
 }
 
 /// [`ClientHandle::tracking`] bit: tracking is on (`t`).
@@ -92,6 +97,26 @@ impl ClientHandle {
     /// Whether the connection has ended or is about to (killed, queue closed).
     pub fn is_gone(&self) -> bool {
         self.kill.is_cancelled() || self.push.is_closed()
+    }
+
+    /// Queues an out-of-band message without waiting. A client already on its way out
+    /// gets nothing; the first sender to find its queue full disconnects it and counts it
+    /// in `overflows` (STYLE.md: a full channel of a client that stopped reading means
+    /// disconnect).
+    pub fn try_push(&self, msg: Bytes, overflows: &AtomicU64) {
+        if self.kill.is_cancelled() {
+            return;
+        }
+        if push::try_push(&self.push, msg) == push::Delivery::Full
+            && !self.push_overflowed.swap(true, Ordering::Relaxed)
+        {
+            overflows.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                client = self.id.0,
+                "push queue full; disconnecting the client"
+            );
+            self.kill.cancel();
+        }
     }
 
     /// Records activity now.
@@ -141,6 +166,7 @@ impl ClientRegistry {
             redirect: AtomicI64::new(-1),
             channels: AtomicU32::new(0),
             patterns: AtomicU32::new(0),
+            push_overflowed: AtomicBool::new(false),
         });
         guard.0.insert(handle.id, Arc::clone(&handle));
         (handle, pushes)
