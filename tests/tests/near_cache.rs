@@ -121,7 +121,7 @@ async fn hot_keys_are_near_cached_without_being_asked_for() {
             near(&client)
         );
         client.get("celebrity").await.expect("get");
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             client.get(format!("fan:{}", i % 100)).await.expect("get");
         }
         i += 1;
