@@ -5,8 +5,10 @@ pub mod client;
 pub mod cluster;
 pub mod connection;
 pub mod hash;
+pub mod hotkeys;
 pub mod info;
 pub mod introspect;
+pub mod key_spec;
 pub mod keys;
 pub mod pubsub;
 pub mod server;
@@ -205,6 +207,10 @@ pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: 
         return;
     }
     let tracked = tracking::before_command(&ctx, spec, &args);
+    // Keyed commands feed hot-key detection: one decrement unless this one is sampled.
+    if spec.first_key > 0 || !spec.subcommands.is_empty() {
+        ctx.session.hotkeys.observe(&node.hotkeys, spec, &args);
+    }
     let slower_than = node.settings.slowlog_slower_than.load(Ordering::Relaxed);
     let started = (slower_than >= 0).then(Instant::now);
     let result = (spec.handler)(&mut ctx, &args);

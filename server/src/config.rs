@@ -25,6 +25,21 @@ const DEFAULT_SLOWLOG_MAX_LEN: u64 = 128;
 const DEFAULT_SHUTDOWN_TIMEOUT_MILLIS: u64 = 10_000;
 /// Redis's default `hz`: active expiry cycles per second.
 const DEFAULT_HZ: u32 = 10;
+/// A key is hot from 1% of the node's key accesses: at most 100 keys can be, and a
+/// near-cache of them is small.
+const DEFAULT_HOTKEYS_MIN_SHARE: f64 = 0.01;
+/// ... and from 100 accesses a second, so an idle node reports nothing.
+const DEFAULT_HOTKEYS_MIN_RATE_PER_SEC: u64 = 100;
+/// Keys the detector tracks (enough for every key over a 1/32 share, and the top 10 with
+/// room to spare; docs/benchmarks.md has the accuracy numbers).
+const DEFAULT_HOTKEYS_TOP_K: usize = 32;
+/// Most keys `hotkeys-top-k` may ask for (the sketch grows with it: 64 buckets per key).
+const MAX_HOTKEYS_TOP_K: usize = 1024;
+/// One keyed command in this many is sampled; chosen by measurement (docs/benchmarks.md,
+/// "Hot-key detection cost").
+const DEFAULT_HOTKEYS_SAMPLE: u32 = 8;
+/// Sparsest sampling allowed.
+const MAX_HOTKEYS_SAMPLE: u32 = 1_000_000;
 
 /// Everything a node is started with. Build with [`Config::default`] and adjust the fields,
 /// or parse with [`Config::from_sources`]; check with [`Config::validate`].
@@ -69,6 +84,16 @@ pub struct Config {
     pub cluster_shards: Vec<ClusterPeer>,
     /// This node's shard id in `cluster_shards` (`cluster-id`).
     pub cluster_id: Option<ShardId>,
+    /// Hot-key detection on or off (`hotkeys-enabled`).
+    pub hotkeys_enabled: bool,
+    /// Share of the node's key accesses from which a key is hot (`hotkeys-min-share`).
+    pub hotkeys_min_share: f64,
+    /// Accesses per second from which a key is hot (`hotkeys-min-rate`).
+    pub hotkeys_min_rate: u64,
+    /// Keys the detector tracks (`hotkeys-top-k`).
+    pub hotkeys_top_k: usize,
+    /// One keyed command in this many is sampled, on average (`hotkeys-sample`).
+    pub hotkeys_sample: u32,
 }
 
 impl Default for Config {
@@ -93,6 +118,11 @@ impl Default for Config {
             cluster_enabled: false,
             cluster_shards: Vec::new(),
             cluster_id: None,
+            hotkeys_enabled: true,
+            hotkeys_min_share: DEFAULT_HOTKEYS_MIN_SHARE,
+            hotkeys_min_rate: DEFAULT_HOTKEYS_MIN_RATE_PER_SEC,
+            hotkeys_top_k: DEFAULT_HOTKEYS_TOP_K,
+            hotkeys_sample: DEFAULT_HOTKEYS_SAMPLE,
         }
     }
 }
@@ -120,6 +150,11 @@ struct FileConfig {
     cluster_enabled: Option<toml::Value>,
     cluster_shards: Option<String>,
     cluster_id: Option<u64>,
+    hotkeys_enabled: Option<toml::Value>,
+    hotkeys_min_share: Option<toml::Value>,
+    hotkeys_min_rate: Option<u64>,
+    hotkeys_top_k: Option<usize>,
+    hotkeys_sample: Option<u32>,
 }
 
 /// One setting given as text (from a flag or an environment variable).
@@ -190,6 +225,20 @@ impl Config {
             ),
             ("cluster-shards", file.cluster_shards),
             ("cluster-id", file.cluster_id.map(|v| v.to_string())),
+            (
+                "hotkeys-enabled",
+                file.hotkeys_enabled.as_ref().map(text_of),
+            ),
+            (
+                "hotkeys-min-share",
+                file.hotkeys_min_share.as_ref().map(text_of),
+            ),
+            (
+                "hotkeys-min-rate",
+                file.hotkeys_min_rate.map(|v| v.to_string()),
+            ),
+            ("hotkeys-top-k", file.hotkeys_top_k.map(|v| v.to_string())),
+            ("hotkeys-sample", file.hotkeys_sample.map(|v| v.to_string())),
         ];
         for (name, value) in pairs {
             if let Some(value) = value {
@@ -247,6 +296,17 @@ impl Config {
                     parse_shard_list(value).map_err(|e| Error::Config(e.to_string()))?
             }
             "cluster-id" => self.cluster_id = Some(ShardId::new(num(value)?)),
+            "hotkeys-enabled" => self.hotkeys_enabled = parse_yes_no(value).ok_or_else(bad)?,
+            "hotkeys-min-share" => {
+                self.hotkeys_min_share = value.trim().parse().map_err(|_| bad())?
+            }
+            "hotkeys-min-rate" => self.hotkeys_min_rate = num(value)?,
+            "hotkeys-top-k" => {
+                self.hotkeys_top_k = usize::try_from(num(value)?).map_err(|_| bad())?
+            }
+            "hotkeys-sample" => {
+                self.hotkeys_sample = u32::try_from(num(value)?).map_err(|_| bad())?
+            }
             _ => return Err(Error::Config(format!("unknown setting '{name}'"))),
         }
         Ok(())
@@ -274,6 +334,21 @@ impl Config {
                     "shards must be a power of two between 1 and 4096".into(),
                 ));
             }
+        }
+        if !valid_hotkeys_min_share(self.hotkeys_min_share) {
+            return Err(Error::Config(
+                "hotkeys-min-share must be between 0 and 1".into(),
+            ));
+        }
+        if !(1..=MAX_HOTKEYS_TOP_K).contains(&self.hotkeys_top_k) {
+            return Err(Error::Config(format!(
+                "hotkeys-top-k must be between 1 and {MAX_HOTKEYS_TOP_K}"
+            )));
+        }
+        if !valid_hotkeys_sample(self.hotkeys_sample) {
+            return Err(Error::Config(format!(
+                "hotkeys-sample must be between 1 and {MAX_HOTKEYS_SAMPLE}"
+            )));
         }
         self.cluster_topology()?;
         Ok(())
@@ -309,6 +384,25 @@ impl Config {
         }
         Ok(Some(topology))
     }
+}
+
+/// Parses `yes`/`no` (or `true`/`false`), ignoring case.
+pub fn parse_yes_no(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "yes" | "true" => Some(true),
+        "no" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// Whether `share` is a valid `hotkeys-min-share` (a fraction, 0 to 1).
+pub fn valid_hotkeys_min_share(share: f64) -> bool {
+    (0.0..=1.0).contains(&share)
+}
+
+/// Whether `n` is a valid `hotkeys-sample`.
+pub fn valid_hotkeys_sample(n: u32) -> bool {
+    (1..=MAX_HOTKEYS_SAMPLE).contains(&n)
 }
 
 /// Parses a memory amount the way Redis's `memtoull` does: a number with an optional unit
@@ -423,6 +517,49 @@ mod tests {
             &[on[0], ("cluster-shards", "1@nowhere"), on[2], on[3]],
             "1@nowhere",
         );
+    }
+
+    #[test]
+    fn hotkey_settings_parse_and_are_checked() {
+        let c = Config::from_sources(None, &[]).expect("defaults");
+        assert!(c.hotkeys_enabled);
+        assert_eq!(c.hotkeys_top_k, 32);
+        let c = Config::from_sources(
+            None,
+            &[
+                ("hotkeys-enabled", "no"),
+                ("hotkeys-min-share", "0.05"),
+                ("hotkeys-min-rate", "10"),
+                ("hotkeys-top-k", "8"),
+                ("hotkeys-sample", "1"),
+            ],
+        )
+        .expect("valid");
+        assert!(!c.hotkeys_enabled);
+        assert_eq!(
+            (
+                c.hotkeys_min_share,
+                c.hotkeys_min_rate,
+                c.hotkeys_top_k,
+                c.hotkeys_sample
+            ),
+            (0.05, 10, 8, 1)
+        );
+        for bad in [
+            ("hotkeys-enabled", "maybe"),
+            ("hotkeys-min-share", "1.5"),
+            ("hotkeys-min-share", "x"),
+            ("hotkeys-top-k", "0"),
+            ("hotkeys-sample", "0"),
+        ] {
+            let err = Config::from_sources(None, &[bad]).expect_err(bad.0);
+            assert!(err.to_string().contains(bad.0), "{err}");
+        }
+        let mut c = Config::default();
+        c.apply_file("hotkeys-enabled = false\nhotkeys-min-share = 0.2\nhotkeys-top-k = 4\n")
+            .expect("valid file");
+        assert!(!c.hotkeys_enabled);
+        assert_eq!((c.hotkeys_min_share, c.hotkeys_top_k), (0.2, 4));
     }
 
     #[test]

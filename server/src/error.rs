@@ -49,6 +49,9 @@ pub enum CommandError {
     /// A numeric argument is out of its allowed range (Redis's generic wording).
     #[error("ERR value is out of range")]
     OutOfRange,
+    /// A count that must be positive is zero or negative (Redis's wording).
+    #[error("ERR value is out of range, must be positive")]
+    NotPositive,
     /// A cursor argument is not a valid unsigned number.
     #[error("ERR invalid cursor")]
     InvalidCursor,

@@ -43,6 +43,7 @@ pub mod command;
 pub mod config;
 pub mod cron;
 pub mod error;
+pub mod hotkeys;
 pub mod key;
 pub mod net;
 pub mod node;

@@ -73,6 +73,21 @@ struct Args {
     /// This node's shard id in --cluster-shards.
     #[arg(long = "cluster-id", env = "CACHALOT_CLUSTER_ID")]
     cluster_id: Option<String>,
+    /// Hot-key detection: yes or no (default yes).
+    #[arg(long = "hotkeys-enabled", env = "CACHALOT_HOTKEYS_ENABLED")]
+    hotkeys_enabled: Option<String>,
+    /// Share of the node's key accesses from which a key is hot (default 0.01).
+    #[arg(long = "hotkeys-min-share", env = "CACHALOT_HOTKEYS_MIN_SHARE")]
+    hotkeys_min_share: Option<String>,
+    /// Accesses per second from which a key is hot (default 100).
+    #[arg(long = "hotkeys-min-rate", env = "CACHALOT_HOTKEYS_MIN_RATE")]
+    hotkeys_min_rate: Option<String>,
+    /// Keys the hot-key detector tracks (default 32).
+    #[arg(long = "hotkeys-top-k", env = "CACHALOT_HOTKEYS_TOP_K")]
+    hotkeys_top_k: Option<String>,
+    /// Sample one keyed command in this many for hot-key detection.
+    #[arg(long = "hotkeys-sample", env = "CACHALOT_HOTKEYS_SAMPLE")]
+    hotkeys_sample: Option<String>,
     /// Worker threads (default: one per available core).
     #[arg(long, env = "CACHALOT_THREADS")]
     threads: Option<usize>,
@@ -83,7 +98,7 @@ struct Args {
 
 impl Args {
     fn overrides(&self) -> Vec<(&'static str, &str)> {
-        let pairs: [(&'static str, &Option<String>); 17] = [
+        let pairs: [(&'static str, &Option<String>); 22] = [
             ("bind", &self.bind),
             ("port", &self.port),
             ("maxmemory", &self.maxmemory),
@@ -101,6 +116,11 @@ impl Args {
             ("cluster-enabled", &self.cluster_enabled),
             ("cluster-shards", &self.cluster_shards),
             ("cluster-id", &self.cluster_id),
+            ("hotkeys-enabled", &self.hotkeys_enabled),
+            ("hotkeys-min-share", &self.hotkeys_min_share),
+            ("hotkeys-min-rate", &self.hotkeys_min_rate),
+            ("hotkeys-top-k", &self.hotkeys_top_k),
+            ("hotkeys-sample", &self.hotkeys_sample),
         ];
         pairs
             .into_iter()

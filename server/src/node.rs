@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::Topology;
 use crate::config::Config;
 use crate::error::Error;
+use crate::hotkeys::monitor::HotKeyMonitor;
 use crate::key::Key;
 use crate::net::registry::ClientRegistry;
 use crate::pubsub::PubSub;
@@ -91,6 +92,8 @@ pub struct Node {
     pub stats_baseline: Mutex<CacheStats>,
     /// The static cluster this node belongs to (`cluster-enabled yes`), fixed at start.
     pub cluster: Option<Topology>,
+    /// Hot-key detection: settings, the samplers' channel and the published rates.
+    pub hotkeys: HotKeyMonitor,
     /// Client-side caching: who read what, who broadcasts (`CLIENT TRACKING`). Shared with
     /// the keyspace's removal listener, which announces expired and evicted keys.
     pub tracking: Arc<Tracking>,
@@ -142,6 +145,7 @@ impl Node {
             proto_max_bulk_len: AtomicU64::new(config.proto_max_bulk_len),
             requirepass: RwLock::new(config.requirepass.clone().map(Bytes::from)),
         };
+        let hotkeys = HotKeyMonitor::new(&config);
         Ok(Arc::new(Node {
             store,
             settings,
@@ -155,6 +159,7 @@ impl Node {
             shutdown,
             stats_baseline: Mutex::new(CacheStats::default()),
             cluster,
+            hotkeys,
             tracking,
             pubsub: PubSub::default(),
             ops_samples: Mutex::new(VecDeque::with_capacity(OPS_SAMPLES)),

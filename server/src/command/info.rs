@@ -19,6 +19,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "replication",
     "cpu",
     "cluster",
+    "hotkeys",
     "keyspace",
 ];
 
@@ -57,6 +58,7 @@ pub fn render(node: &Node, include: impl Fn(&str) -> bool) -> String {
             "replication" => replication(node, &mut out),
             "cpu" => cpu(&mut out),
             "cluster" => cluster(node, &mut out),
+            "hotkeys" => crate::hotkeys::monitor::info(node, &mut out),
             _ => keyspace(node, &mut out),
         }
     }

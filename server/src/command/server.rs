@@ -9,7 +9,7 @@ use cachalot_store::Policy;
 use super::keys::{check_subcommand, help_reply};
 use super::table::{Subcommand, HELP_SUBCOMMAND};
 use super::{int_arg, is, CommandResult, Ctx};
-use crate::config::parse_memory;
+use crate::config::{parse_memory, parse_yes_no, valid_hotkeys_min_share, valid_hotkeys_sample};
 use crate::error::CommandError;
 use crate::node::{unix_millis, Node};
 use crate::pattern::glob_match;
@@ -264,6 +264,65 @@ static PARAMS: &[Param] = &[
         name: "appendonly",
         get: |_| "no".into(),
         set: None,
+    },
+    Param {
+        name: "hotkeys-enabled",
+        get: |n| if n.hotkeys.enabled() { "yes" } else { "no" }.into(),
+        set: Some(|n, v, apply| {
+            let on = parse_yes_no(v).ok_or("argument must be 'yes' or 'no'")?;
+            if apply {
+                n.hotkeys.set_enabled(on);
+            }
+            Ok(())
+        }),
+    },
+    Param {
+        name: "hotkeys-min-share",
+        get: |n| n.hotkeys.min_share().to_string(),
+        set: Some(|n, v, apply| {
+            let share = v
+                .parse::<f64>()
+                .ok()
+                .filter(|&s| valid_hotkeys_min_share(s))
+                .ok_or("argument must be a number between 0 and 1")?;
+            if apply {
+                n.hotkeys.set_min_share(share);
+            }
+            Ok(())
+        }),
+    },
+    Param {
+        name: "hotkeys-min-rate",
+        get: |n| n.hotkeys.min_rate().to_string(),
+        set: Some(|n, v, apply| {
+            let rate: u64 = v
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer")?;
+            if apply {
+                n.hotkeys.set_min_rate(rate);
+            }
+            Ok(())
+        }),
+    },
+    Param {
+        name: "hotkeys-top-k",
+        get: |n| n.hotkeys.top_k().to_string(),
+        set: None,
+    },
+    Param {
+        name: "hotkeys-sample",
+        get: |n| n.hotkeys.sample_interval().to_string(),
+        set: Some(|n, v, apply| {
+            let every = v
+                .parse::<u32>()
+                .ok()
+                .filter(|&s| valid_hotkeys_sample(s))
+                .ok_or("argument must be between 1 and 1000000 inclusive")?;
+            if apply {
+                n.hotkeys.set_sample_interval(every);
+            }
+            Ok(())
+        }),
     },
 ];
 

@@ -46,6 +46,10 @@ pub async fn run(
         hz,
         shutdown.child_token(),
     ));
+    tracker.spawn(crate::hotkeys::monitor::run(
+        Arc::clone(&node),
+        shutdown.child_token(),
+    ));
     accept_loop(&listener, &node, &tracker, &shutdown).await;
     drop(listener);
     tracker.close();

@@ -7,6 +7,7 @@ use cachalot_protocol::ProtocolVersion;
 use indexmap::IndexSet;
 
 use super::registry::ClientHandle;
+use crate::hotkeys::sampler::Sampler;
 
 /// What one connection has negotiated and asked for.
 #[derive(Debug)]
@@ -20,6 +21,8 @@ pub struct Session {
     /// Close the connection once the current replies are written (`QUIT`, `CLIENT KILL`
     /// of oneself).
     pub close_after_reply: bool,
+    /// Samples this connection's keyed commands for hot-key detection.
+    pub hotkeys: Sampler,
     /// `CLIENT TRACKING` settings while tracking is on.
     pub tracking: Option<TrackingMode>,
     /// `CLIENT CACHING` was given for the next command (Redis's `CLIENT_TRACKING_CACHING`).
@@ -50,11 +53,13 @@ pub struct TrackingMode {
 impl Session {
     /// A fresh session for a new connection.
     pub fn new(handle: Arc<ClientHandle>, authenticated: bool) -> Session {
+        let handle_seed = handle.id.0;
         Session {
             handle,
             version: ProtocolVersion::Resp2,
             authenticated,
             close_after_reply: false,
+            hotkeys: Sampler::new(handle_seed),
             tracking: None,
             caching_given: false,
             channels: IndexSet::new(),
