@@ -279,7 +279,9 @@ fn out_of_memory(node: &Node) -> bool {
 
 /// Redis's refusal of a command a RESP2 client in subscribed mode may not run.
 fn not_while_subscribed(spec: &CommandSpec, args: &[Bytes]) -> CommandError {
-    let sub = spec.subcommands.get(usize::from(subcommand_index(spec, args)));
+    let sub = spec
+        .subcommands
+        .get(usize::from(subcommand_index(spec, args)));
     let name = match sub {
         Some(sub) => format!("{}|{}", spec.name, sub.name),
         None => spec.name.to_owned(),

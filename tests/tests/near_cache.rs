@@ -29,8 +29,14 @@ async fn a_write_elsewhere_removes_the_entry_within_one_round_trip() {
         .await
         .expect("connect");
     writer.set("k", "old").await.expect("set");
-    assert_eq!(reader.get("k").await.expect("get").as_deref(), Some(&b"old"[..]));
-    assert_eq!(reader.get("k").await.expect("get").as_deref(), Some(&b"old"[..]));
+    assert_eq!(
+        reader.get("k").await.expect("get").as_deref(),
+        Some(&b"old"[..])
+    );
+    assert_eq!(
+        reader.get("k").await.expect("get").as_deref(),
+        Some(&b"old"[..])
+    );
     let before = near(&reader);
     assert_eq!(before.hits, 1, "the second read came from the near-cache");
 
@@ -42,7 +48,10 @@ async fn a_write_elsewhere_removes_the_entry_within_one_round_trip() {
         .await
         .expect("ping");
     assert!(near(&reader).invalidations > before.invalidations);
-    assert_eq!(reader.get("k").await.expect("get").as_deref(), Some(&b"new"[..]));
+    assert_eq!(
+        reader.get("k").await.expect("get").as_deref(),
+        Some(&b"new"[..])
+    );
 }
 
 #[tokio::test]
@@ -50,9 +59,15 @@ async fn the_readers_own_write_invalidates_its_entry() {
     let server = ServerProcess::start();
     let client = caching_client(&server, Duration::from_secs(60)).await;
     client.set("k", "1").await.expect("set");
-    assert_eq!(client.get("k").await.expect("get").as_deref(), Some(&b"1"[..]));
+    assert_eq!(
+        client.get("k").await.expect("get").as_deref(),
+        Some(&b"1"[..])
+    );
     client.set("k", "2").await.expect("set");
-    assert_eq!(client.get("k").await.expect("get").as_deref(), Some(&b"2"[..]));
+    assert_eq!(
+        client.get("k").await.expect("get").as_deref(),
+        Some(&b"2"[..])
+    );
 }
 
 #[tokio::test]
@@ -65,9 +80,15 @@ async fn an_entry_past_its_max_age_is_fetched_again() {
     let fresh = near(&client);
     assert_eq!((fresh.hits, fresh.misses), (1, 1));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(client.get("k").await.expect("get").as_deref(), Some(&b"v"[..]));
+    assert_eq!(
+        client.get("k").await.expect("get").as_deref(),
+        Some(&b"v"[..])
+    );
     let aged = near(&client);
-    assert_eq!(aged.misses, 2, "past its max age the entry was read from the node");
+    assert_eq!(
+        aged.misses, 2,
+        "past its max age the entry was read from the node"
+    );
     assert_eq!(aged.hits, 1);
 }
 
@@ -96,7 +117,10 @@ async fn a_lost_connection_empties_the_near_cache() {
     }
     assert!(cleared, "the near-cache was emptied: {:?}", near(&client));
     // And it works again on a new connection.
-    assert_eq!(client.get("k").await.expect("get").as_deref(), Some(&b"v"[..]));
+    assert_eq!(
+        client.get("k").await.expect("get").as_deref(),
+        Some(&b"v"[..])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
