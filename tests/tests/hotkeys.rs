@@ -248,3 +248,47 @@ fn hotkeys_arguments_and_settings_get_redis_style_replies() {
          hotkeys_long_keys_skipped:0\r\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_get_a_push_when_a_key_turns_hot() {
+    let server = ServerProcess::start();
+    let addr = server.addr();
+    let subscriber = tokio::task::spawn_blocking(move || {
+        let mut sub = Raw::connect(addr);
+        sub.send(&raw::request(&["HELLO", "3"]));
+        sub.reply();
+        sub.send(&raw::request(&["SUBSCRIBE", "__cachalot__:hotkeys"]));
+        assert_eq!(
+            sub.reply(),
+            b">3\r\n$9\r\nsubscribe\r\n$20\r\n__cachalot__:hotkeys\r\n:1\r\n"
+        );
+        sub
+    })
+    .await
+    .expect("subscribe");
+    let (stop, started) = start_traffic(&server, "pushed-celebrity").await;
+    let want: &[u8] =
+        b">3\r\n$7\r\nmessage\r\n$20\r\n__cachalot__:hotkeys\r\n$20\r\nhot:pushed-celebrity\r\n";
+    let got = tokio::task::spawn_blocking(move || {
+        let mut sub = subscriber;
+        loop {
+            let push = sub.reply();
+            if push == want {
+                return started.elapsed();
+            }
+            // Other keys may turn hot and cool on the way; only this one matters.
+            assert!(
+                push.starts_with(b">3\r\n$7\r\nmessage\r\n"),
+                "{}",
+                raw::shown(&push)
+            );
+        }
+    })
+    .await
+    .expect("the push arrives");
+    stop.store(true, Ordering::Relaxed);
+    assert!(
+        got < Duration::from_millis(2 * REPORT_DEADLINE_MILLIS),
+        "pushed after {got:?}"
+    );
+}

@@ -154,6 +154,8 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
     // Recent samples received and dropped, to scale rates up by what the full channel
     // dropped (drops are spread over keys like samples, so shares need no correction).
     let (mut received, mut lost, mut dropped_before) = (0.0, 0.0, 0);
+    // The hot set last announced on HOT_KEYS_CHANNEL.
+    let mut announced: std::collections::BTreeSet<bytes::Bytes> = Default::default();
     let mut timer = tokio::time::interval(Duration::from_millis(TICK_MILLIS));
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -192,7 +194,42 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
         let rates = detector.rates(now, scale);
         *monitor.rates.write() = Arc::new(rates);
         monitor.epoch.fetch_add(1, Ordering::Relaxed);
+        announce_changes(&node, &mut announced);
     }
+}
+
+/// The pub/sub channel on which hot-key changes are published: subscribers (RESP3
+/// pushes, or RESP2 messages) get `hot:<key>` when a key turns hot and `cool:<key>` when
+/// it stops being hot.
+pub const HOT_KEYS_CHANNEL: &[u8] = b"__cachalot__:hotkeys";
+
+/// Publishes the difference between the hot set now and the one last announced.
+fn announce_changes(node: &Node, announced: &mut std::collections::BTreeSet<bytes::Bytes>) {
+    let monitor = &node.hotkeys;
+    let now: std::collections::BTreeSet<bytes::Bytes> = monitor
+        .hot(monitor.top_k())
+        .into_iter()
+        .map(|k| k.key)
+        .collect();
+    if now == *announced {
+        return;
+    }
+    let mut origin = crate::tracking::Origin::node();
+    let overflows = &node.tracking.overflow_disconnects;
+    let mut send = |prefix: &[u8], key: &[u8]| {
+        let mut message = Vec::with_capacity(prefix.len() + key.len());
+        message.extend_from_slice(prefix);
+        message.extend_from_slice(key);
+        node.pubsub
+            .publish(HOT_KEYS_CHANNEL, &message, &mut origin, overflows);
+    };
+    for key in now.difference(announced) {
+        send(b"hot:", key);
+    }
+    for key in announced.difference(&now) {
+        send(b"cool:", key);
+    }
+    *announced = now;
 }
 
 /// The `# Hotkeys` section of `INFO`.
