@@ -10,6 +10,7 @@ use bytes::Bytes;
 use cachalot_protocol::{encode, key_slot, SlotId, SLOT_COUNT};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
+use super::key_spec;
 use super::keys::{check_subcommand, help_reply};
 use super::table::{CommandSpec, Subcommand, HELP_SUBCOMMAND};
 use super::{int_arg, is, CommandResult, Ctx};
@@ -115,7 +116,7 @@ const CLUSTER_HELP: &[&str] = &[
 /// [`CommandError::CrossSlot`] or [`CommandError::Moved`].
 pub fn route(topology: &Topology, spec: &CommandSpec, args: &[Bytes]) -> CommandResult {
     topology
-        .route(key_args(spec, args).map(|k| k.as_ref()))
+        .route(key_spec::keys(spec, args).map(|k| k.as_ref()))
         .map_err(|r| match r {
             Redirect::CrossSlot => CommandError::CrossSlot,
             Redirect::Moved { slot, addr } => CommandError::Moved {
@@ -124,37 +125,6 @@ pub fn route(topology: &Topology, spec: &CommandSpec, args: &[Bytes]) -> Command
                 port: addr.port(),
             },
         })
-}
-
-/// The key arguments of `args`: a container's subcommand's key when `args[1]` names one
-/// that takes a key (`OBJECT ENCODING key`, `MEMORY USAGE key`), otherwise the spec's
-/// first key, last key (negative: from the end) and step; none for commands without keys
-/// or arguments too short to hold one.
-fn key_args<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> {
-    let len = i64::try_from(args.len()).unwrap_or(i64::MAX);
-    let sub_key = args
-        .get(1)
-        .and_then(|sub| spec.subcommands.iter().find(|s| is(sub, s.name)))
-        .map(|s| i64::from(s.key));
-    let (first, last, step) = match sub_key {
-        Some(k) => (k, k, 1),
-        None => (
-            i64::from(spec.first_key),
-            match i64::from(spec.last_key) {
-                l if l < 0 => len + l,
-                l => l,
-            },
-            spec.step,
-        ),
-    };
-    let last = last.min(len - 1);
-    let step = usize::try_from(step.max(1)).unwrap_or(1);
-    let range = if first > 0 && last >= first {
-        usize::try_from(first).unwrap_or(0)..usize::try_from(last + 1).unwrap_or(0)
-    } else {
-        0..0
-    };
-    args.get(range).into_iter().flatten().step_by(step)
 }
 
 /// The node's topology, or Redis's error for a node without cluster mode.
@@ -535,7 +505,7 @@ mod tests {
     fn keys_of(args: &[&str]) -> Vec<String> {
         let (_, spec) = lookup(args[0].as_bytes()).expect("known command");
         let args: Vec<Bytes> = args.iter().map(|a| Bytes::from(a.to_string())).collect();
-        key_args(spec, &args)
+        key_spec::keys(spec, &args)
             .map(|k| String::from_utf8_lossy(k).into_owned())
             .collect()
     }

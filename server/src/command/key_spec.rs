@@ -11,7 +11,7 @@ use super::table::CommandSpec;
 /// container whose `args[1]` names a subcommand, that subcommand's key if it has one;
 /// otherwise every `step`-th argument from `first_key` to `last_key` (negative: counted
 /// from the end). Arguments too short to hold a key give none.
-pub fn keys<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> {
+pub fn keys<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> + Clone {
     span(spec, args)
         .and_then(|(first, last, step)| args.get(first..=last).map(|a| a.iter().step_by(step)))
         .into_iter()

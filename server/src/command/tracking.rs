@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use cachalot_protocol::encode;
 
+use super::key_spec;
 use super::table::{CommandSpec, Flags};
 use super::{int_arg, is, CommandResult, Ctx};
 use crate::error::CommandError;
@@ -22,7 +23,7 @@ use crate::tracking::{Origin, Tracker, Tracking};
 pub fn before_command(ctx: &Ctx<'_>, spec: &CommandSpec, args: &[Bytes]) -> bool {
     let write = spec.flags.contains(Flags::WRITE) && ctx.node.tracking.has_work();
     if write {
-        Tracking::begin_write(key_args(spec, args));
+        Tracking::begin_write(key_spec::keys(spec, args));
     }
     write || ctx.session.tracking.is_some()
 }
@@ -41,7 +42,7 @@ pub fn after_command(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[Bytes], ok: 
             if spec.name == "flushall" || spec.name == "flushdb" {
                 tracking.flush(&mut origin);
             } else {
-                tracking.invalidate(key_args(spec, args).map(|k| &k[..]), &mut origin);
+                tracking.invalidate(key_spec::keys(spec, args).map(|k| &k[..]), &mut origin);
             }
         }
         Tracking::end_write();
@@ -49,40 +50,13 @@ pub fn after_command(ctx: &mut Ctx<'_>, spec: &CommandSpec, args: &[Bytes], ok: 
         let caching = ctx.session.caching_given;
         let wanted = !((mode.optin && !caching) || (mode.optout && caching));
         if spec.flags.contains(Flags::READONLY) && !mode.bcast && wanted {
-            tracking.remember(id, key_args(spec, args), &mut origin);
+            tracking.remember(id, key_spec::keys(spec, args), &mut origin);
         }
     }
     // Redis keeps the flag across CLIENT commands only (so CACHING can precede them).
     if spec.name != "client" {
         ctx.session.caching_given = false;
     }
-}
-
-/// The key arguments of `args`, from the command table: a container's subcommand key
-/// (`OBJECT ENCODING key`), or first key, last key (negative: from the end) and step.
-fn key_args<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> + Clone {
-    let len = i64::try_from(args.len()).unwrap_or(i64::MAX);
-    let sub_key = args
-        .get(1)
-        .filter(|_| !spec.subcommands.is_empty())
-        .and_then(|sub| spec.subcommands.iter().find(|s| is(sub, s.name)))
-        .map(|s| i64::from(s.key));
-    let (first, last, step) = match sub_key {
-        Some(k) => (k, k, 1),
-        None => {
-            let last = i64::from(spec.last_key);
-            let last = if last < 0 { len + last } else { last };
-            (i64::from(spec.first_key), last, spec.step)
-        }
-    };
-    let last = last.min(len - 1);
-    let step = usize::try_from(step.max(1)).unwrap_or(1);
-    let range = if first > 0 && last >= first {
-        usize::try_from(first).unwrap_or(0)..usize::try_from(last + 1).unwrap_or(0)
-    } else {
-        0..0
-    };
-    args.get(range).unwrap_or(&[]).iter().step_by(step)
 }
 
 fn err(text: &str) -> CommandError {
@@ -331,7 +305,7 @@ mod tests {
     fn keys_of(args: &[&str]) -> Vec<String> {
         let args: Vec<Bytes> = args.iter().map(|a| Bytes::from(a.to_string())).collect();
         let (_, spec) = lookup(&args[0]).expect("known command");
-        key_args(spec, &args)
+        key_spec::keys(spec, &args)
             .map(|k| String::from_utf8_lossy(k).into_owned())
             .collect()
     }
