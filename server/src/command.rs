@@ -151,6 +151,17 @@ pub fn lookup(name: &[u8]) -> Option<(u16, &'static CommandSpec)> {
     lookup_map().get(s).copied()
 }
 
+/// The slot of a request's first key, if the command takes keys.
+pub fn first_key_slot(args: &[Bytes]) -> Option<cachalot_protocol::SlotId> {
+    let (_, spec) = lookup(args.first()?)?;
+    if !spec.arity_ok(args.len()) {
+        return None;
+    }
+    key_spec::keys(spec, args)
+        .next()
+        .map(|k| cachalot_protocol::key_slot(k))
+}
+
 /// Runs one command and queues its reply.
 pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: &mut BytesMut) {
     let Some(name) = args.first() else { return };
@@ -186,11 +197,17 @@ pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: 
         }
         ctx.session.authenticated = true;
     }
-    if let Some(topology) = &node.cluster {
-        if let Err(e) = cluster::route(topology, spec, &args) {
-            node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
-            ctx.error(&e);
-            return;
+    // Held while the command runs, so a slot migration can wait for it to finish.
+    let mut _slot_guard = None;
+    if let Some(c) = &node.cluster {
+        let asking = std::mem::take(&mut ctx.session.asking);
+        match cluster::route(node, c, asking, spec, &args) {
+            Ok(guard) => _slot_guard = guard,
+            Err(e) => {
+                node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+                ctx.error(&e);
+                return;
+            }
         }
     }
     if spec.flags.contains(Flags::DENYOOM) && out_of_memory(node) {

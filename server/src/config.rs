@@ -3,8 +3,8 @@
 //! Precedence, lowest first: [`Config::default`], the file named by `--config`, environment
 //! variables, command-line flags. A single node needs none of them.
 
-use std::net::IpAddr;
-use std::path::Path;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cachalot_store::Policy;
@@ -84,6 +84,20 @@ pub struct Config {
     pub cluster_shards: Vec<ClusterPeer>,
     /// This node's shard id in `cluster_shards` (`cluster-id`).
     pub cluster_id: Option<ShardId>,
+    /// Data directory (`dir`): where a dynamic cluster node keeps its raft state.
+    pub dir: PathBuf,
+    /// A member's client address to join a dynamic cluster through (`cluster-join`).
+    pub cluster_join: Option<SocketAddr>,
+    /// Cluster bus port (`cluster-bus-port`); `None` is the client port + 10000, 0 any
+    /// free port (announced to the cluster).
+    pub cluster_bus_port: Option<u16>,
+    /// Weight of the shard a joining node creates (`cluster-weight`).
+    pub cluster_weight: u32,
+    /// Join as a replica of this shard instead of as a new shard (`cluster-replica-of`).
+    pub cluster_replica_of: Option<u64>,
+    /// The IP other nodes and clients reach this node at (`cluster-announce-ip`); the
+    /// bind address when that is a specific one.
+    pub cluster_announce_ip: Option<IpAddr>,
     /// Hot-key detection on or off (`hotkeys-enabled`).
     pub hotkeys_enabled: bool,
     /// Share of the node's key accesses from which a key is hot (`hotkeys-min-share`).
@@ -118,6 +132,12 @@ impl Default for Config {
             cluster_enabled: false,
             cluster_shards: Vec::new(),
             cluster_id: None,
+            dir: PathBuf::from("."),
+            cluster_join: None,
+            cluster_bus_port: None,
+            cluster_weight: 1,
+            cluster_replica_of: None,
+            cluster_announce_ip: None,
             hotkeys_enabled: true,
             hotkeys_min_share: DEFAULT_HOTKEYS_MIN_SHARE,
             hotkeys_min_rate: DEFAULT_HOTKEYS_MIN_RATE_PER_SEC,
@@ -150,6 +170,12 @@ struct FileConfig {
     cluster_enabled: Option<toml::Value>,
     cluster_shards: Option<String>,
     cluster_id: Option<u64>,
+    dir: Option<String>,
+    cluster_join: Option<String>,
+    cluster_bus_port: Option<u16>,
+    cluster_weight: Option<u32>,
+    cluster_replica_of: Option<u64>,
+    cluster_announce_ip: Option<String>,
     hotkeys_enabled: Option<toml::Value>,
     hotkeys_min_share: Option<toml::Value>,
     hotkeys_min_rate: Option<u64>,
@@ -225,6 +251,18 @@ impl Config {
             ),
             ("cluster-shards", file.cluster_shards),
             ("cluster-id", file.cluster_id.map(|v| v.to_string())),
+            ("dir", file.dir),
+            ("cluster-join", file.cluster_join),
+            (
+                "cluster-bus-port",
+                file.cluster_bus_port.map(|v| v.to_string()),
+            ),
+            ("cluster-weight", file.cluster_weight.map(|v| v.to_string())),
+            (
+                "cluster-replica-of",
+                file.cluster_replica_of.map(|v| v.to_string()),
+            ),
+            ("cluster-announce-ip", file.cluster_announce_ip),
             (
                 "hotkeys-enabled",
                 file.hotkeys_enabled.as_ref().map(text_of),
@@ -296,6 +334,27 @@ impl Config {
                     parse_shard_list(value).map_err(|e| Error::Config(e.to_string()))?
             }
             "cluster-id" => self.cluster_id = Some(ShardId::new(num(value)?)),
+            "dir" => {
+                if value.is_empty() {
+                    return Err(bad());
+                }
+                self.dir = PathBuf::from(value)
+            }
+            "cluster-join" => self.cluster_join = Some(value.trim().parse().map_err(|_| bad())?),
+            "cluster-bus-port" => {
+                self.cluster_bus_port = Some(value.trim().parse().map_err(|_| bad())?)
+            }
+            "cluster-weight" => {
+                let w = u32::try_from(num(value)?).map_err(|_| bad())?;
+                if !(1..=crate::cluster::shard::MAX_WEIGHT).contains(&w) {
+                    return Err(bad());
+                }
+                self.cluster_weight = w;
+            }
+            "cluster-replica-of" => self.cluster_replica_of = Some(num(value)?),
+            "cluster-announce-ip" => {
+                self.cluster_announce_ip = Some(value.trim().parse().map_err(|_| bad())?)
+            }
             "hotkeys-enabled" => self.hotkeys_enabled = parse_yes_no(value).ok_or_else(bad)?,
             "hotkeys-min-share" => {
                 self.hotkeys_min_share = value.trim().parse().map_err(|_| bad())?
@@ -354,24 +413,56 @@ impl Config {
         Ok(())
     }
 
-    /// The static cluster topology when `cluster-enabled` is on, `None` when it is off.
+    /// Whether this node belongs to a dynamic cluster: `cluster-enabled yes` without a
+    /// static `cluster-shards` list; membership is then replicated with raft.
+    pub fn cluster_dynamic(&self) -> bool {
+        self.cluster_enabled && self.cluster_shards.is_empty() && self.cluster_id.is_none()
+    }
+
+    /// The static cluster topology when `cluster-enabled` is on with `cluster-shards`,
+    /// `None` otherwise.
     ///
     /// # Errors
-    /// [`Error::Config`] for cluster settings without `cluster-enabled yes`, a missing
-    /// `cluster-id` or `cluster-shards`, a shard list the ring refuses (duplicate id or
-    /// address, this node missing), or this node's entry naming another port than `port`.
+    /// [`Error::Config`] for cluster settings without `cluster-enabled yes`, only one of
+    /// `cluster-id` and `cluster-shards`, dynamic-cluster settings with a static list, a
+    /// shard list the ring refuses (duplicate id or address, this node missing), or this
+    /// node's entry naming another port than `port`.
     pub fn cluster_topology(&self) -> Result<Option<Topology>, Error> {
+        let dynamic_settings = self.cluster_join.is_some()
+            || self.cluster_bus_port.is_some()
+            || self.cluster_replica_of.is_some()
+            || self.cluster_announce_ip.is_some();
         if !self.cluster_enabled {
-            if !self.cluster_shards.is_empty() || self.cluster_id.is_some() {
+            if !self.cluster_shards.is_empty() || self.cluster_id.is_some() || dynamic_settings {
                 return Err(Error::Config(
-                    "cluster-shards and cluster-id need cluster-enabled yes".into(),
+                    "cluster settings need cluster-enabled yes".into(),
                 ));
             }
             return Ok(None);
         }
+        if self.cluster_dynamic() {
+            if self.bind.is_unspecified() && self.cluster_announce_ip.is_none() {
+                return Err(Error::Config(
+                    "a cluster node bound to all addresses needs cluster-announce-ip".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        if dynamic_settings {
+            return Err(Error::Config(
+                "cluster-join, cluster-bus-port, cluster-replica-of and cluster-announce-ip \
+                 are for dynamic clusters, not a static cluster-shards list"
+                    .into(),
+            ));
+        }
         let id = self.cluster_id.ok_or_else(|| {
-            Error::Config("cluster-enabled yes needs cluster-id (this node's shard id)".into())
+            Error::Config("cluster-shards needs cluster-id (this node's shard id)".into())
         })?;
+        if self.cluster_shards.is_empty() {
+            return Err(Error::Config(
+                "cluster-id needs cluster-shards (or neither, for a dynamic cluster)".into(),
+            ));
+        }
         let topology =
             Topology::new(&self.cluster_shards, id).map_err(|e| Error::Config(e.to_string()))?;
         let mine = topology.myself().peer.addr;
@@ -500,6 +591,14 @@ mod tests {
             assert!(err.to_string().contains(needle), "{err}");
         };
         refused(&[("cluster-shards", shards)], "cluster-enabled yes");
+        refused(
+            &on[..1]
+                .iter()
+                .chain([("cluster-id", "2")].iter())
+                .copied()
+                .collect::<Vec<_>>(),
+            "cluster-shards",
+        );
         refused(&[("cluster-enabled", "maybe")], "cluster-enabled");
         refused(&on[..2], "cluster-id");
         refused(&[on[0], on[1], ("cluster-id", "3"), on[3]], "cluster-id 3");
@@ -516,6 +615,33 @@ mod tests {
         refused(
             &[on[0], ("cluster-shards", "1@nowhere"), on[2], on[3]],
             "1@nowhere",
+        );
+        // Neither list nor id: a dynamic cluster, with its own settings.
+        let dynamic = Config::from_sources(
+            None,
+            &[
+                on[0],
+                ("cluster-join", "127.0.0.1:7000"),
+                ("cluster-bus-port", "0"),
+                ("dir", "/tmp/x"),
+            ],
+        )
+        .expect("dynamic");
+        assert!(dynamic.cluster_dynamic());
+        assert_eq!(dynamic.cluster_bus_port, Some(0));
+        refused(&[("cluster-join", "127.0.0.1:7000")], "cluster-enabled yes");
+        refused(&[on[0], ("cluster-join", "nowhere")], "cluster-join");
+        refused(&[on[0], ("cluster-weight", "0")], "cluster-weight");
+        refused(&[on[0], ("bind", "0.0.0.0")], "cluster-announce-ip");
+        refused(
+            &[
+                on[0],
+                on[1],
+                on[2],
+                on[3],
+                ("cluster-join", "127.0.0.1:7000"),
+            ],
+            "dynamic clusters",
         );
     }
 

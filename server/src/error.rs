@@ -85,6 +85,23 @@ pub enum CommandError {
         /// The owner's client port.
         port: u16,
     },
+    /// Cluster mode: the slot is migrating to `ip:port` and the keys are not here.
+    #[error("ASK {slot} {ip}:{port}")]
+    Ask {
+        /// The keys' slot.
+        slot: u16,
+        /// The target's IP address.
+        ip: std::net::IpAddr,
+        /// The target's client port.
+        port: u16,
+    },
+    /// Cluster mode: a multi-key command during a migration whose keys are split between
+    /// the two nodes, or a slot paused while its keys move (Redis's wording).
+    #[error("TRYAGAIN Multiple keys request during rehashing of slot")]
+    TryAgain,
+    /// Cluster mode: this node has no slot map (it is still joining).
+    #[error("CLUSTERDOWN The cluster is down")]
+    ClusterDown,
     /// Cluster mode: a multi-key command's keys hash to different slots.
     #[error("CROSSSLOT Keys in request don't hash to the same slot")]
     CrossSlot,

@@ -73,6 +73,24 @@ struct Args {
     /// This node's shard id in --cluster-shards.
     #[arg(long = "cluster-id", env = "CACHALOT_CLUSTER_ID")]
     cluster_id: Option<String>,
+    /// Data directory: a dynamic cluster node keeps its raft state here (default: .).
+    #[arg(long, env = "CACHALOT_DIR")]
+    dir: Option<String>,
+    /// Join the dynamic cluster that the node at <ip:port> belongs to, as a new shard.
+    #[arg(long = "cluster-join", env = "CACHALOT_CLUSTER_JOIN")]
+    cluster_join: Option<String>,
+    /// Cluster bus port (default: port + 10000; 0 picks a free one).
+    #[arg(long = "cluster-bus-port", env = "CACHALOT_CLUSTER_BUS_PORT")]
+    cluster_bus_port: Option<String>,
+    /// Weight of the shard a joining node creates (1-64, default 1).
+    #[arg(long = "cluster-weight", env = "CACHALOT_CLUSTER_WEIGHT")]
+    cluster_weight: Option<String>,
+    /// Join as a replica of this shard id instead of as a new shard.
+    #[arg(long = "cluster-replica-of", env = "CACHALOT_CLUSTER_REPLICA_OF")]
+    cluster_replica_of: Option<String>,
+    /// The IP other nodes and clients reach this node at (default: the bind address).
+    #[arg(long = "cluster-announce-ip", env = "CACHALOT_CLUSTER_ANNOUNCE_IP")]
+    cluster_announce_ip: Option<String>,
     /// Hot-key detection: yes or no (default yes).
     #[arg(long = "hotkeys-enabled", env = "CACHALOT_HOTKEYS_ENABLED")]
     hotkeys_enabled: Option<String>,
@@ -98,7 +116,7 @@ struct Args {
 
 impl Args {
     fn overrides(&self) -> Vec<(&'static str, &str)> {
-        let pairs: [(&'static str, &Option<String>); 22] = [
+        let pairs: [(&'static str, &Option<String>); 28] = [
             ("bind", &self.bind),
             ("port", &self.port),
             ("maxmemory", &self.maxmemory),
@@ -116,6 +134,12 @@ impl Args {
             ("cluster-enabled", &self.cluster_enabled),
             ("cluster-shards", &self.cluster_shards),
             ("cluster-id", &self.cluster_id),
+            ("dir", &self.dir),
+            ("cluster-join", &self.cluster_join),
+            ("cluster-bus-port", &self.cluster_bus_port),
+            ("cluster-weight", &self.cluster_weight),
+            ("cluster-replica-of", &self.cluster_replica_of),
+            ("cluster-announce-ip", &self.cluster_announce_ip),
             ("hotkeys-enabled", &self.hotkeys_enabled),
             ("hotkeys-min-share", &self.hotkeys_min_share),
             ("hotkeys-min-rate", &self.hotkeys_min_rate),

@@ -12,7 +12,8 @@ use cachalot_store::{Cache, CacheStats, SystemClock};
 use parking_lot::{Mutex, RwLock};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::Topology;
+use crate::cluster::config::ClusterConfig;
+use crate::cluster::{Cluster, Topology};
 use crate::config::Config;
 use crate::error::Error;
 use crate::hotkeys::monitor::HotKeyMonitor;
@@ -90,8 +91,9 @@ pub struct Node {
     pub shutdown: CancellationToken,
     /// Store counters at the last `CONFIG RESETSTAT`, subtracted in `INFO`.
     pub stats_baseline: Mutex<CacheStats>,
-    /// The static cluster this node belongs to (`cluster-enabled yes`), fixed at start.
-    pub cluster: Option<Topology>,
+    /// The cluster this node belongs to (`cluster-enabled yes`): static, or with its
+    /// membership replicated by raft.
+    pub cluster: Option<Cluster>,
     /// Hot-key detection: settings, the samplers' channel and the published rates.
     pub hotkeys: HotKeyMonitor,
     /// Client-side caching: who read what, who broadcasts (`CLIENT TRACKING`). Shared with
@@ -136,7 +138,18 @@ impl Node {
             builder = builder.shards(n);
         }
         let store = builder.build()?;
-        let cluster = config.cluster_topology()?;
+        let cluster = if config.cluster_dynamic() {
+            // Unknown until the raft state is loaded (`cluster::membership::start`).
+            let addr = std::net::SocketAddr::new(config.bind, config.port);
+            Some(Cluster::new(Topology::from_config(
+                &ClusterConfig::default(),
+                0,
+                addr,
+                0,
+            )))
+        } else {
+            config.cluster_topology()?.map(Cluster::new)
+        };
         let settings = Settings {
             maxclients: AtomicU32::new(config.maxclients),
             timeout_secs: AtomicU64::new(config.timeout_secs),

@@ -384,6 +384,258 @@ impl StaticCluster {
     }
 }
 
+/// How long a dynamic cluster may take to settle (joins, migrations, elections).
+const SETTLE_TIMEOUT_SECS: u64 = 60;
+
+/// A dynamic cluster: node 0 starts a new cluster, the others join it with
+/// `--cluster-join`; each node has its own data directory (removed on drop) and its own
+/// client and bus ports, kept across restarts. All nodes are killed on drop.
+pub struct DynamicCluster {
+    nodes: Vec<Option<ServerProcess>>,
+    ports: Vec<(u16, u16)>,
+    dirs: Vec<PathBuf>,
+    extra: Vec<String>,
+}
+
+impl DynamicCluster {
+    /// Starts `n` nodes, each a new shard, and waits until every slot is where the ring
+    /// puts it.
+    pub fn start(n: usize, extra: &[&str]) -> DynamicCluster {
+        let mut cluster = DynamicCluster {
+            nodes: Vec::new(),
+            ports: Vec::new(),
+            dirs: Vec::new(),
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        for _ in 0..n {
+            cluster.add_node(&[]);
+            cluster.wait_settled();
+        }
+        cluster
+    }
+
+    /// Starts one more node that joins through node 0 (or starts the cluster, if it is the
+    /// first), with `flags` added; its index. Does not wait for its slots.
+    pub fn add_node(&mut self, flags: &[&str]) -> usize {
+        let i = self.nodes.len();
+        let dir = std::env::temp_dir().join(format!(
+            "cachalot-cluster-{}-{}-{i}",
+            std::process::id(),
+            unique()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create data dir");
+        self.dirs.push(dir);
+        self.ports.push((0, 0));
+        self.nodes.push(None);
+        for _ in 0..CLUSTER_START_ATTEMPTS {
+            self.ports[i] = (free_port(), free_port());
+            if let Some(node) = self.spawn(i, flags) {
+                self.nodes[i] = Some(node);
+                return i;
+            }
+        }
+        panic!("node {i} did not start in {CLUSTER_START_ATTEMPTS} attempts");
+    }
+
+    fn spawn(&self, i: usize, flags: &[&str]) -> Option<ServerProcess> {
+        let (port, bus) = self.ports[i];
+        let bus = bus.to_string();
+        let dir = self.dirs[i].to_string_lossy().into_owned();
+        let seed = self
+            .ports
+            .iter()
+            .enumerate()
+            .find(|&(j, _)| j != i && self.nodes.get(j).is_some_and(Option::is_some))
+            .map(|(_, (p, _))| format!("127.0.0.1:{p}"));
+        let mut args = vec![
+            "--cluster-enabled",
+            "yes",
+            "--cluster-bus-port",
+            bus.as_str(),
+            "--dir",
+            dir.as_str(),
+        ];
+        if let Some(seed) = &seed {
+            args.extend(["--cluster-join", seed.as_str()]);
+        }
+        args.extend(self.extra.iter().map(String::as_str));
+        args.extend_from_slice(flags);
+        ServerProcess::try_start_on(port, &args)
+    }
+
+    /// The running node `i` (panics if it was stopped).
+    pub fn node(&self, i: usize) -> &ServerProcess {
+        self.nodes[i].as_ref().expect("node is running")
+    }
+
+    /// Indices of the running nodes.
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].is_some())
+            .collect()
+    }
+
+    /// How many nodes were started (running or not).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether no node was started.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The `--requirepass` every node was given, if any.
+    pub fn password(&self) -> Option<&str> {
+        self.extra
+            .iter()
+            .position(|a| a == "--requirepass")
+            .and_then(|i| self.extra.get(i + 1))
+            .map(String::as_str)
+    }
+
+    /// Kills node `i` (SIGKILL) and reaps it; its data directory stays.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(node) = self.nodes[i].take() {
+            node.signal("KILL");
+            drop(node);
+        }
+    }
+
+    /// Starts node `i` again with its ports and data directory (its keys are gone: a cache
+    /// keeps them in memory only). Retries while the port lingers after the kill.
+    pub fn restart(&mut self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(START_TIMEOUT_SECS);
+        while Instant::now() < deadline {
+            if let Some(node) = self.spawn(i, &[]) {
+                self.nodes[i] = Some(node);
+                return;
+            }
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
+        panic!("node {i} did not restart on port {}", self.ports[i].0);
+    }
+
+    /// `CLUSTER INFO` of node `i` as `field -> value`.
+    pub fn info(&self, i: usize) -> std::collections::BTreeMap<String, String> {
+        let text = command_as(self.node(i).addr(), self.password(), &["CLUSTER", "INFO"])
+            .unwrap_or_default();
+        text.lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_owned(), v.trim().to_owned()))
+            .collect()
+    }
+
+    /// Waits until every running node reports the same epoch, no slot migrating, and as
+    /// many known nodes as `members` (default: the running ones).
+    pub fn wait_settled_with(&self, members: usize) {
+        let deadline = Instant::now() + Duration::from_secs(SETTLE_TIMEOUT_SECS);
+        let mut last = Vec::new();
+        while Instant::now() < deadline {
+            last = self.running().iter().map(|&i| self.info(i)).collect();
+            let field = |m: &std::collections::BTreeMap<String, String>, k: &str| {
+                m.get(k).cloned().unwrap_or_default()
+            };
+            let epochs: Vec<String> = last
+                .iter()
+                .map(|m| field(m, "cluster_current_epoch"))
+                .collect();
+            let settled = !last.is_empty()
+                && epochs.iter().all(|e| !e.is_empty() && *e == epochs[0])
+                && last.iter().all(|m| {
+                    field(m, "cluster_state") == "ok"
+                        && field(m, "cluster_slots_migrating") == "0"
+                        && field(m, "cluster_known_nodes") == members.to_string()
+                });
+            if settled {
+                return;
+            }
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
+        panic!("the cluster did not settle in {SETTLE_TIMEOUT_SECS}s: {last:?}");
+    }
+
+    /// [`wait_settled_with`](Self::wait_settled_with) the running nodes as members.
+    pub fn wait_settled(&self) {
+        self.wait_settled_with(self.running().len());
+    }
+}
+
+impl Drop for DynamicCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.take();
+        }
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// A number unique within this process, for directory names.
+fn unique() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Sends one command and returns its reply as text: a simple string, an error (`Err`), an
+/// integer, or a bulk string. Enough for the cluster admin commands and `CLUSTER INFO`.
+pub fn command(addr: SocketAddr, args: &[&str]) -> Result<String, String> {
+    command_as(addr, None, args)
+}
+
+/// [`command`] after `AUTH password`, when one is given.
+pub fn command_as(
+    addr: SocketAddr,
+    password: Option<&str>,
+    args: &[&str],
+) -> Result<String, String> {
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let encode = |args: &[&str]| {
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        req
+    };
+    let mut req = String::new();
+    if let Some(p) = password {
+        req.push_str(&encode(&["AUTH", p]));
+    }
+    req.push_str(&encode(args));
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut r = BufReader::new(s);
+    if password.is_some() {
+        let mut ok = String::new();
+        r.read_line(&mut ok).map_err(|e| e.to_string())?;
+        if !ok.starts_with("+OK") {
+            return Err(ok.trim_end().trim_start_matches('-').to_owned());
+        }
+    }
+    let mut line = String::new();
+    r.read_line(&mut line).map_err(|e| e.to_string())?;
+    let line = line.trim_end();
+    match line.as_bytes().first() {
+        Some(b'+') | Some(b':') => Ok(line[1..].to_owned()),
+        Some(b'-') => Err(line[1..].to_owned()),
+        Some(b'$') | Some(b'=') => {
+            let len: usize = line[1..]
+                .parse()
+                .map_err(|_| format!("bad length {line}"))?;
+            let mut body = vec![0; len + 2];
+            r.read_exact(&mut body).map_err(|e| e.to_string())?;
+            body.truncate(len);
+            let text = String::from_utf8_lossy(&body).into_owned();
+            // RESP3 verbatim strings start with their format.
+            Ok(text.strip_prefix("txt:").map(str::to_owned).unwrap_or(text))
+        }
+        _ => Err(format!("unexpected reply {line}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::listening_addr;

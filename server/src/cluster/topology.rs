@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use cachalot_protocol::{key_slot, SlotId};
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 
+use super::config::ClusterConfig;
 use super::ring::{HashRing, RingConfig, RingError};
 use super::shard::{ShardId, ShardSet};
 use super::slot_map::SlotMap;
@@ -18,8 +19,7 @@ use super::slot_map::SlotMap;
 /// The domain prefix of a node id's hash input.
 const NODE_ID_DOMAIN: &[u8] = b"cachalot-node-id";
 
-/// Added to a client port to name the cluster bus port, as Redis does (nothing listens
-/// there yet; `CLUSTER NODES` reports it because its format requires one).
+/// Added to a client port to name the cluster bus port, as Redis does.
 const CLUSTER_BUS_PORT_OFFSET: u16 = 10_000;
 
 /// One entry of the shard list: a shard id and the address clients reach it at.
@@ -88,23 +88,30 @@ pub fn node_id(id: ShardId) -> String {
 /// One node as the cluster commands report it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerInfo {
-    /// The shard id and address.
+    /// The shard it serves and its client address.
     pub peer: ClusterPeer,
     /// Its 40-hex-digit node id.
     pub node_id: String,
-    /// Its configuration epoch: its 1-based position in id order, unique as Redis requires.
+    /// Its configuration epoch, unique as Redis requires.
     pub epoch: u64,
+    /// Its raft id (the shard id in a static cluster).
+    pub raft_id: u64,
+    /// Its cluster bus port (client port + 10000 unless configured).
+    pub bus: u16,
+    /// A replica of its shard rather than the primary.
+    pub replica: bool,
 }
 
 impl PeerInfo {
-    /// The cluster bus port Redis's formats report (client port + 10000, or 0 past 65535).
+    /// The cluster bus port Redis's formats report.
     pub fn bus_port(&self) -> u16 {
-        self.peer
-            .addr
-            .port()
-            .checked_add(CLUSTER_BUS_PORT_OFFSET)
-            .unwrap_or(0)
+        self.bus
     }
+}
+
+/// The default bus port for a client port: +10000, as Redis; 0 past 65535.
+pub fn default_bus_port(port: u16) -> u16 {
+    port.checked_add(CLUSTER_BUS_PORT_OFFSET).unwrap_or(0)
 }
 
 /// Where a command's keys must go, when not here.
@@ -119,17 +126,38 @@ pub enum Redirect {
         /// The owner's client address.
         addr: SocketAddr,
     },
+    /// The slot is migrating and the keys are not here (any more): ask the target.
+    Ask {
+        /// The keys' slot.
+        slot: SlotId,
+        /// The target's client address.
+        addr: SocketAddr,
+    },
+    /// Some of a multi-key command's keys moved already and some did not, or the slot is
+    /// briefly paused while its keys are moved.
+    TryAgain,
+    /// The node does not know the slot map yet (a node still joining).
+    Down,
 }
 
-/// The cluster as one node sees it: every member, which one it is, and the slot map.
+/// The cluster as one node sees it: every member, which one it is, the committed slot
+/// map, and where migrating slots are going.
 #[derive(Clone, Debug)]
 pub struct Topology {
-    /// Members in shard id order.
+    /// Members ordered by shard, primary first, then raft id.
     peers: Vec<PeerInfo>,
-    /// Index of this node in `peers`.
-    me: usize,
-    /// Each slot's owner.
+    /// This node, a member or not (yet).
+    me: PeerInfo,
+    /// Each slot's committed owner.
     map: SlotMap,
+    /// Where each slot is going: equal to `map` when nothing migrates.
+    target: SlotMap,
+    /// Slots whose target is not their owner.
+    migrating: usize,
+    /// The configuration epoch.
+    epoch: u64,
+    /// Whether the node has a slot map at all.
+    known: bool,
 }
 
 impl Topology {
@@ -155,44 +183,128 @@ impl Topology {
             .position(|p| p.id == me)
             .ok_or(TopologyError::UnknownSelf(me.get()))?;
         let map = HashRing::new(&set, RingConfig::default())?.slot_map();
-        let peers = sorted
+        let peers: Vec<PeerInfo> = sorted
             .into_iter()
             .zip(1u64..)
             .map(|(peer, epoch)| PeerInfo {
                 node_id: node_id(peer.id),
+                raft_id: peer.id.get(),
+                bus: default_bus_port(peer.addr.port()),
+                replica: false,
                 peer,
                 epoch,
             })
             .collect();
-        Ok(Topology { peers, me, map })
+        let epoch = peers.iter().map(|p| p.epoch).max().unwrap_or(0);
+        Ok(Topology {
+            me: peers[me].clone(),
+            peers,
+            target: map.clone(),
+            map,
+            migrating: 0,
+            epoch,
+            known: true,
+        })
     }
 
-    /// Every member, in shard id order.
+    /// The topology a replicated configuration gives node `me` (its raft id), whose own
+    /// addresses are `addr` and `bus` if it is not a member (yet).
+    pub fn from_config(config: &ClusterConfig, me: u64, addr: SocketAddr, bus: u16) -> Topology {
+        let mut peers: Vec<PeerInfo> = config
+            .nodes
+            .iter()
+            .filter_map(|n| {
+                Some(PeerInfo {
+                    peer: ClusterPeer {
+                        id: ShardId::new(n.shard),
+                        addr: n.client_addr()?,
+                    },
+                    node_id: node_id(ShardId::new(n.id)),
+                    epoch: n.epoch,
+                    raft_id: n.id,
+                    bus: u16::try_from(n.bus_port).unwrap_or(0),
+                    replica: n.replica,
+                })
+            })
+            .collect();
+        peers.sort_by_key(|p| (p.peer.id, p.replica, p.raft_id));
+        let me = peers
+            .iter()
+            .find(|p| p.raft_id == me)
+            .cloned()
+            .unwrap_or_else(|| PeerInfo {
+                peer: ClusterPeer {
+                    id: ShardId::new(0),
+                    addr,
+                },
+                node_id: node_id(ShardId::new(me)),
+                epoch: 0,
+                raft_id: me,
+                bus,
+                replica: false,
+            });
+        let known = config.owners.len() == usize::from(cachalot_protocol::SLOT_COUNT);
+        let map = config.owner_map();
+        let target = if known {
+            config.target_map()
+        } else {
+            map.clone()
+        };
+        let migrating = map.moves_to(&target).len();
+        Topology {
+            peers,
+            me,
+            map,
+            target,
+            migrating,
+            epoch: config.epoch,
+            known,
+        }
+    }
+
+    /// Every member, ordered by shard, primary first.
     pub fn peers(&self) -> &[PeerInfo] {
         &self.peers
     }
 
     /// This node.
     pub fn myself(&self) -> &PeerInfo {
-        &self.peers[self.me]
+        &self.me
     }
 
-    /// The slot map.
+    /// The committed slot map.
     pub fn slot_map(&self) -> &SlotMap {
         &self.map
     }
 
-    /// The member with shard id `id`.
-    pub fn peer(&self, id: ShardId) -> Option<&PeerInfo> {
-        self.peers
-            .binary_search_by_key(&id, |p| p.peer.id)
-            .ok()
-            .and_then(|i| self.peers.get(i))
+    /// Where every slot is going (the committed map when nothing migrates).
+    pub fn target_map(&self) -> &SlotMap {
+        &self.target
     }
 
-    /// The highest configuration epoch (`cluster_current_epoch`).
+    /// Slots still migrating.
+    pub fn migrating(&self) -> usize {
+        self.migrating
+    }
+
+    /// Whether this node has a slot map (false while it joins).
+    pub fn is_known(&self) -> bool {
+        self.known
+    }
+
+    /// The primary of shard `id`.
+    pub fn peer(&self, id: ShardId) -> Option<&PeerInfo> {
+        self.peers.iter().find(|p| p.peer.id == id && !p.replica)
+    }
+
+    /// The configuration epoch (`cluster_current_epoch`).
     pub fn current_epoch(&self) -> u64 {
-        self.peers.iter().map(|p| p.epoch).max().unwrap_or(0)
+        self.epoch
+    }
+
+    /// Whether this node is the primary of the shard that owns `slot`.
+    pub fn owns(&self, slot: SlotId) -> bool {
+        !self.me.replica && self.map.owner(slot) == self.me.peer.id
     }
 
     /// Checks that `keys` all hash to one slot and that this node owns it, as Redis does
@@ -201,7 +313,25 @@ impl Topology {
     /// # Errors
     /// The [`Redirect`] to reply with.
     pub fn route<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> Result<(), Redirect> {
+        self.route_with(keys, false, |_| true)
+    }
+
+    /// [`route`](Self::route) during resharding: `asking` is the client's `ASKING` flag,
+    /// `exists` tells whether a key is here. A migrating slot is served here only when all
+    /// its keys are (`ASK` when none are, `TRYAGAIN` when some are); an importing one only
+    /// after `ASKING`.
+    ///
+    /// # Errors
+    /// The [`Redirect`] to reply with.
+    pub fn route_with<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k [u8]>,
+        asking: bool,
+        mut exists: impl FnMut(&[u8]) -> bool,
+    ) -> Result<(), Redirect> {
         let mut slot = None;
+        let (mut here, mut total) = (0usize, 0usize);
+        let mut keys_seen: Vec<&[u8]> = Vec::new();
         for key in keys {
             let s = key_slot(key);
             match slot {
@@ -209,10 +339,34 @@ impl Topology {
                 Some(first) if first != s => return Err(Redirect::CrossSlot),
                 Some(_) => {}
             }
+            keys_seen.push(key);
         }
         let Some(slot) = slot else { return Ok(()) };
+        if !self.known {
+            return Err(Redirect::Down);
+        }
         let owner = self.map.owner(slot);
-        if owner == self.myself().peer.id {
+        let target = self.target.owner(slot);
+        let mine = self.me.peer.id;
+        if owner == mine && !self.me.replica {
+            if target == mine {
+                return Ok(());
+            }
+            for key in keys_seen {
+                total += 1;
+                here += usize::from(exists(key));
+            }
+            return match (here, self.peer(target)) {
+                (h, _) if h == total => Ok(()),
+                (0, Some(p)) => Err(Redirect::Ask {
+                    slot,
+                    addr: p.peer.addr,
+                }),
+                (0, None) => Ok(()),
+                _ => Err(Redirect::TryAgain),
+            };
+        }
+        if asking && target == mine && !self.me.replica {
             return Ok(());
         }
         match self.peer(owner) {
@@ -220,8 +374,7 @@ impl Topology {
                 slot,
                 addr: p.peer.addr,
             }),
-            // The map only names members; serving here is the only answer left.
-            None => Ok(()),
+            None => Err(Redirect::Down),
         }
     }
 }
@@ -314,7 +467,7 @@ mod tests {
                     assert_eq!(Some(addr), topo.peer(owner).map(|p| p.peer.addr));
                     saw_moved = true;
                 }
-                Err(Redirect::CrossSlot) => panic!("one key cannot cross slots"),
+                Err(other) => panic!("one key of a static cluster: {other:?}"),
             }
         }
         assert!(saw_local && saw_moved);
@@ -328,6 +481,59 @@ mod tests {
             topo.route([b"a".as_slice(), b"b".as_slice()]),
             Err(Redirect::CrossSlot)
         );
+    }
+
+    #[test]
+    fn a_migrating_slot_serves_present_keys_asks_for_missing_ones_and_imports_after_asking() {
+        use crate::cluster::config::{Join, NodeEntry, Op};
+        let entry = |id: u64, port: u16| NodeEntry {
+            id,
+            addr: format!("127.0.0.1:{port}"),
+            bus_port: u32::from(port) + 10_000,
+            ..NodeEntry::default()
+        };
+        let mut cfg = ClusterConfig::bootstrap(entry(10, 7000));
+        cfg.apply(&Op::Join(Join {
+            node: Some(entry(20, 7001)),
+            weight: 1,
+            replica_of: 0,
+        }))
+        .expect("joins");
+        let addr = "127.0.0.1:7000".parse().expect("addr");
+        let source = Topology::from_config(&cfg, 10, addr, 17000);
+        let target = Topology::from_config(&cfg, 20, addr, 17001);
+        assert!(source.migrating() > 0);
+        // A key whose slot is on its way to shard 2.
+        let key = (0..)
+            .map(|i| format!("k{i}"))
+            .find(|k| source.target_map().owner(key_slot(k.as_bytes())) == ShardId::new(2))
+            .expect("some key moves");
+        let k = key.as_bytes();
+        let slot = key_slot(k);
+        let to: SocketAddr = "127.0.0.1:7001".parse().expect("addr");
+        assert_eq!(source.route_with([k], false, |_| true), Ok(()));
+        assert_eq!(
+            source.route_with([k], false, |_| false),
+            Err(Redirect::Ask { slot, addr: to })
+        );
+        let other = format!("{{{key}}}x");
+        assert_eq!(
+            source.route_with([k, other.as_bytes()], false, |x| x == k),
+            Err(Redirect::TryAgain)
+        );
+        // The target serves the slot only after ASKING; before, it points at the owner.
+        assert_eq!(target.route_with([k], true, |_| false), Ok(()));
+        assert_eq!(
+            target.route_with([k], false, |_| true),
+            Err(Redirect::Moved { slot, addr })
+        );
+        // A node without a slot map yet says the cluster is down.
+        let joining = Topology::from_config(&ClusterConfig::default(), 30, addr, 1);
+        assert_eq!(
+            joining.route_with([k], false, |_| true),
+            Err(Redirect::Down)
+        );
+        assert_eq!(joining.route(std::iter::empty()), Ok(()));
     }
 
     #[test]

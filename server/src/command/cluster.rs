@@ -14,10 +14,16 @@ use super::key_spec;
 use super::keys::{check_subcommand, help_reply};
 use super::table::{CommandSpec, Subcommand, HELP_SUBCOMMAND};
 use super::{int_arg, is, CommandResult, Ctx};
-use crate::cluster::{PeerInfo, Redirect, SlotRange, Topology};
+use parking_lot::RwLockReadGuard;
+
+use crate::cluster::config::{Forget, Join, NodeEntry, Op, RemoveShard, Reweight};
+use crate::cluster::shard::MAX_WEIGHT;
+use crate::cluster::{node_id, Cluster, PeerInfo, Redirect, ShardId, SlotRange, Topology};
 use crate::error::CommandError;
 use crate::key::Key;
+use crate::net::session::Deferred;
 use crate::node::Keyspace;
+use crate::node::Node;
 
 /// Slab positions one store scan step visits for `COUNTKEYSINSLOT`/`GETKEYSINSLOT`. A
 /// step holds one shard's lock, so this bounds each hold (tens of microseconds) while
@@ -82,6 +88,34 @@ pub static SUBCOMMANDS: &[Subcommand] = &[
         summary: "Returns the cluster configuration for a node.",
         syntax: "",
     },
+    Subcommand {
+        name: "join",
+        arity: -5,
+        key: 0,
+        summary: "Cachalot: adds a node to the cluster (sent by cachalot-server --cluster-join).",
+        syntax: "raft-id ip:port bus-port [WEIGHT weight | REPLICAOF shard]",
+    },
+    Subcommand {
+        name: "reweight",
+        arity: 4,
+        key: 0,
+        summary: "Cachalot: changes a shard's weight on the ring; slots migrate.",
+        syntax: "shard weight",
+    },
+    Subcommand {
+        name: "removeshard",
+        arity: 3,
+        key: 0,
+        summary: "Cachalot: drains a shard; it leaves with its nodes once it owns no slot.",
+        syntax: "shard",
+    },
+    Subcommand {
+        name: "forget",
+        arity: 3,
+        key: 0,
+        summary: "Removes a node that serves no slot from the cluster.",
+        syntax: "node-id",
+    },
     HELP_SUBCOMMAND,
 ];
 
@@ -93,10 +127,18 @@ const CLUSTER_HELP: &[&str] = &[
     "    Return key names stored by current node in a slot.",
     "INFO",
     "    Return information about the cluster.",
+    "FORGET <node-id>",
+    "    Remove a node that serves no slot from the cluster.",
+    "JOIN <raft-id> <ip:port> <bus-port> [WEIGHT <weight> | REPLICAOF <shard>]",
+    "    Add a node (what cachalot-server --cluster-join sends).",
     "KEYSLOT <key>",
     "    Return the hash slot for <key>.",
     "MYID",
     "    Return the node id.",
+    "REMOVESHARD <shard>",
+    "    Move a shard's slots to the others, then remove it and its nodes.",
+    "REWEIGHT <shard> <weight>",
+    "    Change a shard's weight (1-64); slots migrate to match.",
     "NODES",
     "    Return cluster configuration seen by node. Output format:",
     "    <id> <ip:port@bus-port> <flags> <master> <pings> <pongs> <epoch> <link> <slot> ...",
@@ -111,24 +153,61 @@ const CLUSTER_HELP: &[&str] = &[
 
 /// Checks a command's keys against the slot map: `Ok` to run it here, or the redirect
 /// error. Keys are found from the table's key positions, as `COMMAND INFO` reports them.
+/// In a dynamic cluster the returned guard holds the slot's lock stripe for reading while
+/// the command runs, so a migration can wait for running commands (see
+/// [`crate::cluster::migrate`]).
 ///
 /// # Errors
-/// [`CommandError::CrossSlot`] or [`CommandError::Moved`].
-pub fn route(topology: &Topology, spec: &CommandSpec, args: &[Bytes]) -> CommandResult {
+/// `CROSSSLOT`, `MOVED`, `ASK`, `TRYAGAIN` or `CLUSTERDOWN`.
+pub fn route<'a>(
+    node: &'a Node,
+    cluster: &'a Cluster,
+    asking: bool,
+    spec: &CommandSpec,
+    args: &[Bytes],
+) -> Result<Option<RwLockReadGuard<'a, ()>>, CommandError> {
+    let mut keys = key_spec::keys(spec, args).peekable();
+    let Some(first) = keys.peek() else {
+        return Ok(None);
+    };
+    let guard = if cluster.is_dynamic() {
+        let slot = key_slot(first);
+        let guard = cluster.stripe(slot).read();
+        if cluster.frozen.contains(slot) {
+            return Err(CommandError::TryAgain);
+        }
+        Some(guard)
+    } else {
+        None
+    };
+    let topology = cluster.topology_guard();
     topology
-        .route(key_spec::keys(spec, args).map(|k| k.as_ref()))
-        .map_err(|r| match r {
-            Redirect::CrossSlot => CommandError::CrossSlot,
-            Redirect::Moved { slot, addr } => CommandError::Moved {
-                slot: slot.get(),
-                ip: addr.ip(),
-                port: addr.port(),
-            },
-        })
+        .route_with(keys.map(|k| k.as_ref()), asking, |k| node.store.contains(k))
+        .map_err(redirect_error)?;
+    Ok(guard)
 }
 
-/// The node's topology, or Redis's error for a node without cluster mode.
-fn topology<'a>(ctx: &Ctx<'a>) -> Result<&'a Topology, CommandError> {
+/// The error reply for a redirect.
+fn redirect_error(r: Redirect) -> CommandError {
+    match r {
+        Redirect::CrossSlot => CommandError::CrossSlot,
+        Redirect::Moved { slot, addr } => CommandError::Moved {
+            slot: slot.get(),
+            ip: addr.ip(),
+            port: addr.port(),
+        },
+        Redirect::Ask { slot, addr } => CommandError::Ask {
+            slot: slot.get(),
+            ip: addr.ip(),
+            port: addr.port(),
+        },
+        Redirect::TryAgain => CommandError::TryAgain,
+        Redirect::Down => CommandError::ClusterDown,
+    }
+}
+
+/// The node's cluster state, or Redis's error for a node without cluster mode.
+fn cluster_of<'a>(ctx: &Ctx<'a>) -> Result<&'a Cluster, CommandError> {
     ctx.node
         .cluster
         .as_ref()
@@ -137,8 +216,10 @@ fn topology<'a>(ctx: &Ctx<'a>) -> Result<&'a Topology, CommandError> {
 
 /// `CLUSTER`: see the command table for syntax.
 pub fn cluster(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let topology = topology(ctx)?;
+    let state = cluster_of(ctx)?;
     check_subcommand(args, SUBCOMMANDS, "cluster")?;
+    let topology = state.topology();
+    let topology = &*topology;
     let sub = &args[1];
     if is(sub, "keyslot") {
         ctx.int(i64::from(key_slot(&args[2]).get()))
@@ -158,16 +239,105 @@ pub fn cluster(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     } else if is(sub, "myid") {
         ctx.bulk(topology.myself().node_id.as_bytes())
     } else if is(sub, "info") {
-        ctx.verbatim(info_text(topology).as_bytes())
+        ctx.verbatim(info_text(topology, Some(state)).as_bytes())
     } else if is(sub, "slots") {
         slots(ctx, topology)
     } else if is(sub, "shards") {
         shards(ctx, topology)
     } else if is(sub, "nodes") {
         ctx.verbatim(nodes_text(topology).as_bytes())
+    } else if is(sub, "join") || is(sub, "reweight") || is(sub, "removeshard") || is(sub, "forget")
+    {
+        let op = change_of(topology, args)?;
+        let node = std::sync::Arc::clone(ctx.node);
+        if state.raft.get().is_none() {
+            return Err(CommandError::Other(
+                "ERR this is a static cluster (cluster-shards); its membership cannot change"
+                    .into(),
+            ));
+        }
+        ctx.session.deferred = Some(Deferred(Box::pin(async move {
+            let Some(raft) = node.cluster.as_ref().and_then(|c| c.raft.get()) else {
+                return Bytes::from_static(b"-ERR cluster node stopped\r\n");
+            };
+            match raft.propose(op).await {
+                Ok(()) => Bytes::from_static(b"+OK\r\n"),
+                Err(e) => Bytes::from(format!("-ERR {}\r\n", e.replace(['\r', '\n'], " "))),
+            }
+        })));
+        Ok(())
     } else {
         help_reply(ctx, CLUSTER_HELP)
     }
+}
+
+/// The configuration change a `CLUSTER JOIN/REWEIGHT/REMOVESHARD/FORGET` asks for.
+fn change_of(topology: &Topology, args: &[Bytes]) -> Result<Op, CommandError> {
+    let sub = &args[1];
+    let positive = |a: &Bytes| -> Result<u64, CommandError> {
+        u64::try_from(int_arg(a)?)
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or(CommandError::Other(
+                "ERR value is out of range, must be positive".into(),
+            ))
+    };
+    let weight = |a: &Bytes| -> Result<u32, CommandError> {
+        u32::try_from(int_arg(a)?)
+            .ok()
+            .filter(|w| (1..=MAX_WEIGHT).contains(w))
+            .ok_or(CommandError::Other(format!(
+                "ERR weight must be between 1 and {MAX_WEIGHT}"
+            )))
+    };
+    if is(sub, "reweight") {
+        return Ok(Op::Reweight(Reweight {
+            shard: positive(&args[2])?,
+            weight: weight(&args[3])?,
+        }));
+    }
+    if is(sub, "removeshard") {
+        return Ok(Op::RemoveShard(RemoveShard {
+            shard: positive(&args[2])?,
+        }));
+    }
+    if is(sub, "forget") {
+        let id = std::str::from_utf8(&args[2]).unwrap_or("");
+        let peer = topology
+            .peers()
+            .iter()
+            .find(|p| p.node_id.eq_ignore_ascii_case(id))
+            .ok_or_else(|| CommandError::Other(format!("ERR Unknown node {id}")))?;
+        return Ok(Op::Forget(Forget { node: peer.raft_id }));
+    }
+    // JOIN raft-id ip:port bus-port [WEIGHT w | REPLICAOF shard]
+    let id = positive(&args[2])?;
+    let addr: std::net::SocketAddr = std::str::from_utf8(&args[3])
+        .ok()
+        .and_then(|a| a.parse().ok())
+        .ok_or(CommandError::Other("ERR Invalid node address".into()))?;
+    let bus = u16::try_from(positive(&args[4])?)
+        .map_err(|_| CommandError::Other("ERR Invalid bus port".into()))?;
+    let (mut join_weight, mut replica_of) = (1, 0);
+    match &args[5..] {
+        [] => {}
+        [opt, v] if is(opt, "weight") => join_weight = weight(v)?,
+        [opt, v] if is(opt, "replicaof") => {
+            replica_of = positive(v)?;
+            join_weight = 0;
+        }
+        _ => return Err(CommandError::Syntax),
+    }
+    Ok(Op::Join(Join {
+        node: Some(NodeEntry {
+            id,
+            addr: addr.to_string(),
+            bus_port: u32::from(bus),
+            ..NodeEntry::default()
+        }),
+        weight: join_weight,
+        replica_of,
+    }))
 }
 
 /// The slot numbered `n`, if `n` is in `0..16384`.
@@ -246,22 +416,32 @@ fn off_the_worker<R>(walk: impl FnOnce() -> R) -> R {
     }
 }
 
-/// `READONLY`, `READWRITE` and `ASKING`: accepted in cluster mode, and nothing changes:
-/// there are no replicas to read from yet, and no slot migrates in a static cluster.
+/// `READONLY` and `READWRITE`: accepted in cluster mode, and nothing changes: replicas
+/// serve no reads yet (replication is not built).
 pub fn accept(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
-    topology(ctx)?;
+    cluster_of(ctx)?;
     ctx.ok()
 }
 
-/// `CLUSTER INFO`'s `field:value` lines. Every slot always has an owner in a static
-/// cluster, so the state is `ok` and no slot is failing.
-pub fn info_text(topology: &Topology) -> String {
+/// `ASKING`: the next command may use a slot that is importing here.
+pub fn asking(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
+    cluster_of(ctx)?;
+    ctx.session.asking = true;
+    ctx.ok()
+}
+
+/// `CLUSTER INFO`'s `field:value` lines: Redis's, then Cachalot's resharding and raft
+/// fields when `state` has them. Every slot always has an owner, so the state is `ok`
+/// unless the node has no slot map yet (it is joining).
+pub fn info_text(topology: &Topology, state: Option<&Cluster>) -> String {
     let map = topology.slot_map();
     let size = map.slot_counts().filter(|&(_, n)| n > 0).count();
-    let mut out = String::with_capacity(512);
+    let known = topology.is_known();
+    let assigned = if known { u64::from(SLOT_COUNT) } else { 0 };
+    let mut out = String::with_capacity(768);
     let fields: [(&str, u64); 11] = [
-        ("cluster_slots_assigned", u64::from(SLOT_COUNT)),
-        ("cluster_slots_ok", u64::from(SLOT_COUNT)),
+        ("cluster_slots_assigned", assigned),
+        ("cluster_slots_ok", assigned),
         ("cluster_slots_pfail", 0),
         ("cluster_slots_fail", 0),
         (
@@ -275,106 +455,202 @@ pub fn info_text(topology: &Topology) -> String {
         ("cluster_stats_messages_received", 0),
         ("total_cluster_links_buffer_limit_exceeded", 0),
     ];
-    out.push_str("cluster_state:ok\r\n");
+    out.push_str(if known {
+        "cluster_state:ok\r\n"
+    } else {
+        "cluster_state:fail\r\n"
+    });
     for (name, value) in &fields {
         let _ = write!(out, "{name}:{value}\r\n");
+    }
+    let _ = write!(out, "cluster_slots_migrating:{}\r\n", topology.migrating());
+    if let Some(state) = state {
+        use std::sync::atomic::Ordering::Relaxed;
+        let m = &state.migration;
+        let _ = write!(
+            out,
+            "cluster_migration_keys_sent:{}\r\ncluster_migration_keys_received:{}\r\n\
+             cluster_migration_slots_sent:{}\r\ncluster_migration_bytes_per_sec:{}\r\n",
+            m.keys_sent.load(Relaxed),
+            m.keys_received.load(Relaxed),
+            m.slots_sent.load(Relaxed),
+            m.bytes_per_sec(),
+        );
+        if let Some(raft) = state.raft.get() {
+            let st = raft.status();
+            let join = |ids: &[u64]| {
+                ids.iter()
+                    .map(|id| node_id(ShardId::new(*id)))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let leader = if st.leader == 0 {
+                String::new()
+            } else {
+                node_id(ShardId::new(st.leader))
+            };
+            let _ = write!(
+                out,
+                "cluster_raft_role:{}\r\ncluster_raft_term:{}\r\ncluster_raft_leader:{leader}\r\n\
+                 cluster_raft_voters:{}\r\ncluster_raft_learners:{}\r\ncluster_raft_applied:{}\r\n",
+                st.role,
+                st.term,
+                join(&st.voters),
+                join(&st.learners),
+                st.applied,
+            );
+        }
     }
     out
 }
 
-/// `CLUSTER SLOTS`: each run of slots with its primary as `[ip, port, id, {}]` (Redis 7
-/// adds the map of extra endpoints; there are none).
+/// The replicas of `primary`'s shard.
+fn replicas_of<'t>(
+    topology: &'t Topology,
+    primary: &'t PeerInfo,
+) -> impl Iterator<Item = &'t PeerInfo> {
+    topology
+        .peers()
+        .iter()
+        .filter(move |p| p.replica && p.peer.id == primary.peer.id)
+}
+
+/// One node as `CLUSTER SLOTS` lists it: `[ip, port, id, {}]` (Redis 7 adds the map of
+/// extra endpoints; there are none).
+fn slot_node(ctx: &mut Ctx<'_>, peer: &PeerInfo) {
+    ctx.array(4);
+    encode::write_bulk(ctx.out, peer.peer.addr.ip().to_string().as_bytes());
+    encode::write_integer(ctx.out, i64::from(peer.peer.addr.port()));
+    encode::write_bulk(ctx.out, peer.node_id.as_bytes());
+    ctx.map(0);
+}
+
+/// `CLUSTER SLOTS`: each run of slots with its primary, then its replicas.
 fn slots(ctx: &mut Ctx<'_>, topology: &Topology) -> CommandResult {
     let ranges = topology.slot_map().ranges();
     ctx.array(ranges.len());
     for range in &ranges {
-        ctx.array(3);
-        encode::write_integer(ctx.out, i64::from(range.start.get()));
-        encode::write_integer(ctx.out, i64::from(range.end.get()));
-        let Some(peer) = topology.peer(range.owner) else {
+        let Some(primary) = topology.peer(range.owner) else {
             // The map only names members; an empty node entry keeps the reply well formed.
+            ctx.array(3);
+            encode::write_integer(ctx.out, i64::from(range.start.get()));
+            encode::write_integer(ctx.out, i64::from(range.end.get()));
             ctx.array(0);
             continue;
         };
-        ctx.array(4);
-        encode::write_bulk(ctx.out, peer.peer.addr.ip().to_string().as_bytes());
-        encode::write_integer(ctx.out, i64::from(peer.peer.addr.port()));
-        encode::write_bulk(ctx.out, peer.node_id.as_bytes());
-        ctx.map(0);
+        let replicas: Vec<&PeerInfo> = replicas_of(topology, primary).collect();
+        ctx.array(3 + replicas.len());
+        encode::write_integer(ctx.out, i64::from(range.start.get()));
+        encode::write_integer(ctx.out, i64::from(range.end.get()));
+        slot_node(ctx, primary);
+        for r in replicas {
+            slot_node(ctx, r);
+        }
     }
     Ok(())
 }
 
-/// The runs of slots `peer` owns, in slot order.
-fn ranges_of<'r>(
-    ranges: &'r [SlotRange],
-    peer: &'r PeerInfo,
-) -> impl Iterator<Item = &'r SlotRange> {
-    ranges.iter().filter(move |r| r.owner == peer.peer.id)
+/// The runs of slots shard `shard` owns, in slot order.
+fn ranges_of(ranges: &[SlotRange], shard: ShardId) -> impl Iterator<Item = &SlotRange> {
+    ranges.iter().filter(move |r| r.owner == shard)
 }
 
-/// `CLUSTER SHARDS`: one map per shard with its slot pairs and its one node.
+/// `CLUSTER SHARDS`: one map per shard with its slot pairs and its nodes.
 fn shards(ctx: &mut Ctx<'_>, topology: &Topology) -> CommandResult {
     let ranges = topology.slot_map().ranges();
-    ctx.array(topology.peers().len());
-    for peer in topology.peers() {
+    let primaries: Vec<&PeerInfo> = topology.peers().iter().filter(|p| !p.replica).collect();
+    ctx.array(primaries.len());
+    for primary in primaries {
         ctx.map(2);
         encode::write_bulk(ctx.out, b"slots");
-        let owned: Vec<&SlotRange> = ranges_of(&ranges, peer).collect();
+        let owned: Vec<&SlotRange> = ranges_of(&ranges, primary.peer.id).collect();
         ctx.array(owned.len() * 2);
         for r in owned {
             encode::write_integer(ctx.out, i64::from(r.start.get()));
             encode::write_integer(ctx.out, i64::from(r.end.get()));
         }
         encode::write_bulk(ctx.out, b"nodes");
-        ctx.array(1);
-        ctx.map(7);
-        let ip = peer.peer.addr.ip().to_string();
-        encode::write_bulk(ctx.out, b"id");
-        encode::write_bulk(ctx.out, peer.node_id.as_bytes());
-        encode::write_bulk(ctx.out, b"port");
-        encode::write_integer(ctx.out, i64::from(peer.peer.addr.port()));
-        encode::write_bulk(ctx.out, b"ip");
-        encode::write_bulk(ctx.out, ip.as_bytes());
-        encode::write_bulk(ctx.out, b"endpoint");
-        encode::write_bulk(ctx.out, ip.as_bytes());
-        encode::write_bulk(ctx.out, b"role");
-        encode::write_bulk(ctx.out, b"master");
-        encode::write_bulk(ctx.out, b"replication-offset");
-        encode::write_integer(ctx.out, 0);
-        encode::write_bulk(ctx.out, b"health");
-        encode::write_bulk(ctx.out, b"online");
+        let nodes: Vec<&PeerInfo> = std::iter::once(primary)
+            .chain(replicas_of(topology, primary))
+            .collect();
+        ctx.array(nodes.len());
+        for peer in nodes {
+            ctx.map(7);
+            let ip = peer.peer.addr.ip().to_string();
+            encode::write_bulk(ctx.out, b"id");
+            encode::write_bulk(ctx.out, peer.node_id.as_bytes());
+            encode::write_bulk(ctx.out, b"port");
+            encode::write_integer(ctx.out, i64::from(peer.peer.addr.port()));
+            encode::write_bulk(ctx.out, b"ip");
+            encode::write_bulk(ctx.out, ip.as_bytes());
+            encode::write_bulk(ctx.out, b"endpoint");
+            encode::write_bulk(ctx.out, ip.as_bytes());
+            encode::write_bulk(ctx.out, b"role");
+            encode::write_bulk(
+                ctx.out,
+                if peer.replica {
+                    b"replica".as_slice()
+                } else {
+                    b"master"
+                },
+            );
+            encode::write_bulk(ctx.out, b"replication-offset");
+            encode::write_integer(ctx.out, 0);
+            encode::write_bulk(ctx.out, b"health");
+            encode::write_bulk(ctx.out, b"online");
+        }
     }
     Ok(())
 }
 
 /// `CLUSTER NODES`: one line per node, `<id> <ip:port@cport> <flags> <master> <ping-sent>
-/// <pong-recv> <config-epoch> <link-state> <slot> ...`. There is no cluster bus yet, so
-/// no pings are sent and none are received: both times are 0.
+/// <pong-recv> <config-epoch> <link-state> <slot> ...`. Liveness is not tracked per node
+/// (raft's leader knows, nobody else), so ping and pong times are 0 and every link shows
+/// `connected`. Slots migrating out are listed as `[slot->-target-id]`, as Redis does.
 pub fn nodes_text(topology: &Topology) -> String {
     let ranges = topology.slot_map().ranges();
-    let me = topology.myself().peer.id;
+    let me = topology.myself().raft_id;
     let mut out = String::with_capacity(128 * topology.peers().len());
     for peer in topology.peers() {
-        let flags = if peer.peer.id == me {
-            "myself,master"
+        let role = if peer.replica { "slave" } else { "master" };
+        let flags = if peer.raft_id == me {
+            format!("myself,{role}")
         } else {
-            "master"
+            role.to_string()
+        };
+        let master = if peer.replica {
+            topology
+                .peer(peer.peer.id)
+                .map_or("-".to_string(), |p| p.node_id.clone())
+        } else {
+            "-".to_string()
         };
         let _ = write!(
             out,
-            "{} {}:{}@{} {flags} - 0 0 {} connected",
+            "{} {}:{}@{} {flags} {master} 0 0 {} connected",
             peer.node_id,
             peer.peer.addr.ip(),
             peer.peer.addr.port(),
             peer.bus_port(),
             peer.epoch
         );
-        for r in ranges_of(&ranges, peer) {
-            if r.start == r.end {
-                let _ = write!(out, " {}", r.start.get());
-            } else {
-                let _ = write!(out, " {}-{}", r.start.get(), r.end.get());
+        if !peer.replica {
+            for r in ranges_of(&ranges, peer.peer.id) {
+                if r.start == r.end {
+                    let _ = write!(out, " {}", r.start.get());
+                } else {
+                    let _ = write!(out, " {}-{}", r.start.get(), r.end.get());
+                }
+            }
+            if peer.raft_id == me && topology.migrating() > 0 {
+                for slot in (0..SLOT_COUNT).filter_map(SlotId::new) {
+                    let to = topology.target_map().owner(slot);
+                    if topology.owns(slot) && to != peer.peer.id {
+                        if let Some(t) = topology.peer(to) {
+                            let _ = write!(out, " [{}->-{}]", slot.get(), t.node_id);
+                        }
+                    }
+                }
             }
         }
         out.push('\n');
@@ -535,7 +811,7 @@ mod tests {
         assert!(lines[0].contains(" 127.0.0.1:7001@17001 master - 0 0 1 connected "));
         assert!(lines[1].contains(" 127.0.0.1:7002@17002 myself,master - 0 0 2 connected "));
         assert!(text.ends_with('\n'));
-        let info = info_text(&topo);
+        let info = info_text(&topo, None);
         assert!(info.starts_with("cluster_state:ok\r\n"));
         assert!(info.contains("cluster_known_nodes:2\r\n"));
         assert!(info.contains("cluster_my_epoch:2\r\n"));

@@ -275,7 +275,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("cluster", -2, Flags::LOADING.with(Flags::STALE), (0, 0, 0), "cluster", "3.0.0", "A container for Redis Cluster commands.", "", cluster::cluster, cluster::SUBCOMMANDS),
     cmd!("readonly", 1, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node.", "", cluster::accept),
     cmd!("readwrite", 1, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), "cluster", "3.0.0", "Enables read-write queries for a connection to a Redis Cluster replica node.", "", cluster::accept),
-    cmd!("asking", 1, Flags::FAST, (0, 0, 0), "cluster", "3.0.0", "Signals that a cluster client is following an -ASK redirect.", "", cluster::accept),
+    cmd!("asking", 1, Flags::FAST, (0, 0, 0), "cluster", "3.0.0", "Signals that a cluster client is following an -ASK redirect.", "", cluster::asking),
     cmd!("hotkeys", -1, Flags::LOADING.with(Flags::STALE).with(Flags::RANDOM), (0, 0, 0), "server", "0.1.0", "Returns the keys this node finds hot now, with their estimated operations per second, hottest first (Cachalot only).", "[COUNT count]", hotkeys::hotkeys),
     cmd!("command", -1, Flags::LOADING.with(Flags::STALE), (0, 0, 0), "server", "2.8.13", "Returns detailed information about all commands.", "", introspect::command, introspect::SUBCOMMANDS),
 ];

@@ -156,7 +156,18 @@ async fn read_loop(
         loop {
             match decoder.decode(input) {
                 Ok(Some(args)) => {
+                    if let Some(cluster) = &node.cluster {
+                        // A slot whose keys are being handed over: wait until it is done.
+                        if cluster.frozen.any() {
+                            if let Some(slot) = command::first_key_slot(&args) {
+                                cluster.frozen.wait(slot).await;
+                            }
+                        }
+                    }
                     command::dispatch(node, session, args, output);
+                    if let Some(deferred) = session.deferred.take() {
+                        output.extend_from_slice(&deferred.0.await);
+                    }
                     // Between requests the decoder holds no state: swap it when the
                     // limits changed (AUTH, RESET, CONFIG SET proto-max-bulk-len).
                     let limits = limits_for(node, session.authenticated);

@@ -35,12 +35,21 @@ pub async fn run(
     config.validate()?;
     let drain = config.shutdown_timeout;
     let hz = config.hz;
+    let mut config = config;
+    if let Ok(addr) = listener.local_addr() {
+        config.port = addr.port();
+    }
     let node = Node::new(config, shutdown.clone())?;
     if let Ok(addr) = listener.local_addr() {
         node.port.store(u32::from(addr.port()), Ordering::Relaxed);
-        info!(%addr, "cachalot-server ready to accept connections");
     }
     let tracker = TaskTracker::new();
+    if node.config.cluster_dynamic() {
+        crate::cluster::membership::start(&node, &tracker, &shutdown).await?;
+    }
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "cachalot-server ready to accept connections");
+    }
     tracker.spawn(crate::cron::run(
         Arc::clone(&node),
         hz,
@@ -59,6 +68,9 @@ pub async fn run(
             ?drain,
             "connections still open at the shutdown deadline; closing them"
         );
+    }
+    if let Some(raft) = node.cluster.as_ref().and_then(|c| c.raft.get()) {
+        raft.stop();
     }
     info!("cachalot-server is now ready to exit, bye bye");
     Ok(())

@@ -31,6 +31,20 @@ pub struct Session {
     pub channels: IndexSet<Bytes>,
     /// Patterns subscribed to, in subscription order.
     pub patterns: IndexSet<Bytes>,
+    /// `ASKING` was sent: the next command may use a slot importing here.
+    pub asking: bool,
+    /// A reply the last command left to be awaited (a cluster change waiting to commit);
+    /// the connection writes it before it runs the next command.
+    pub deferred: Option<Deferred>,
+}
+
+/// A reply that is not ready yet: the encoded reply, once it is.
+pub struct Deferred(pub std::pin::Pin<Box<dyn std::future::Future<Output = Bytes> + Send>>);
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deferred")
+    }
 }
 
 /// The options of `CLIENT TRACKING ON`.
@@ -64,6 +78,8 @@ impl Session {
             caching_given: false,
             channels: IndexSet::new(),
             patterns: IndexSet::new(),
+            asking: false,
+            deferred: None,
         }
     }
 

@@ -1,0 +1,282 @@
+//! The cluster bus: length-delimited prost frames over TCP, on the client port + 10000
+//! unless configured.
+//!
+//! - Raft messages go one way over a connection per peer ([`Peers`]): each outbound
+//!   connection opens with a [`Hello`] naming the sender, so a node that is just joining
+//!   learns where to answer before it has the configuration.
+//! - Slot migrations use their own connection from source to target: an
+//!   [`ImportBatch`](super::migrate::ImportBatch) per request, an
+//!   [`ImportAck`](super::migrate::ImportAck) per reply.
+//!
+//! Every queue here is bounded: raft tolerates lost messages, so a peer that cannot keep
+//! up loses messages rather than growing a buffer.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use parking_lot::Mutex;
+use prost::Message as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::migrate::{self, ImportAck, ImportBatch};
+use crate::node::Node;
+
+/// Largest frame accepted, checked before the frame's buffer is allocated. A migration
+/// batch is at most [`migrate::BATCH_BYTES`] plus one entry, so a single value larger than
+/// this cannot migrate (the slot's migration stops with an error in the log).
+pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+/// Raft messages queued per peer before new ones are dropped.
+const PEER_QUEUE: usize = 1024;
+/// Longest wait for a peer's connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Pause after a failed connection before the next attempt.
+const RECONNECT_DELAY: Duration = Duration::from_millis(200);
+
+/// One bus frame.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BusFrame {
+    /// What it carries.
+    #[prost(oneof = "Frame", tags = "1, 2, 3, 4")]
+    pub frame: Option<Frame>,
+}
+
+/// What a frame carries.
+// A frame is built, encoded and dropped; boxing the raft message would not save anything.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum Frame {
+    /// The first frame of a raft connection.
+    #[prost(message, tag = "1")]
+    Hello(Hello),
+    /// A raft message.
+    #[prost(message, tag = "2")]
+    Raft(raft::eraftpb::Message),
+    /// Keys of a migrating slot.
+    #[prost(message, tag = "3")]
+    Import(ImportBatch),
+    /// The answer to an import.
+    #[prost(message, tag = "4")]
+    Ack(ImportAck),
+}
+
+/// Who is on the other end of a raft connection.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Hello {
+    /// The sender's raft id.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// The sender's bus address.
+    #[prost(string, tag = "2")]
+    pub bus_addr: String,
+}
+
+/// The codec every bus connection uses.
+pub fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_FRAME_BYTES)
+        .new_codec()
+}
+
+/// Encodes a frame.
+pub fn encode(frame: Frame) -> Bytes {
+    Bytes::from(BusFrame { frame: Some(frame) }.encode_to_vec())
+}
+
+/// Reads the next frame; `None` at the end of the stream or on a malformed frame.
+pub async fn next_frame(conn: &mut Framed<TcpStream, LengthDelimitedCodec>) -> Option<Frame> {
+    match conn.next().await? {
+        Ok(bytes) => match BusFrame::decode(bytes) {
+            Ok(f) => f.frame,
+            Err(e) => {
+                debug!(error = %e, "malformed bus frame; closing");
+                None
+            }
+        },
+        Err(e) => {
+            debug!(error = %e, "bus connection failed");
+            None
+        }
+    }
+}
+
+/// Accepts bus connections until shutdown: raft messages go to the raft node, imports
+/// are applied to the keyspace and answered.
+pub async fn serve(
+    listener: TcpListener,
+    node: Arc<Node>,
+    peers: Arc<Peers>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        let (socket, _) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(error = %e, "bus accept failed");
+                tokio::time::sleep(RECONNECT_DELAY).await;
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let (node, peers, shutdown) = (Arc::clone(&node), Arc::clone(&peers), shutdown.clone());
+        tokio::spawn(async move {
+            let mut conn = Framed::new(socket, codec());
+            loop {
+                let frame = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    f = next_frame(&mut conn) => f,
+                };
+                match frame {
+                    None => return,
+                    Some(Frame::Hello(h)) => {
+                        if let Ok(addr) = h.bus_addr.parse() {
+                            peers.learn(h.id, addr);
+                        }
+                    }
+                    Some(Frame::Raft(m)) => {
+                        if let Some(c) = &node.cluster {
+                            if let Some(r) = c.raft.get() {
+                                r.step(m);
+                            }
+                        }
+                    }
+                    Some(Frame::Import(batch)) => {
+                        let ack = migrate::import(&node, batch);
+                        if conn.send(encode(Frame::Ack(ack))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Frame::Ack(_)) => return,
+                }
+            }
+        });
+    }
+}
+
+/// Outbound raft connections, one per peer, each fed by a bounded queue.
+pub struct Peers {
+    me: u64,
+    my_bus: SocketAddr,
+    addrs: Mutex<HashMap<u64, SocketAddr>>,
+    queues: Mutex<HashMap<u64, (SocketAddr, mpsc::Sender<raft::eraftpb::Message>)>>,
+    runtime: tokio::runtime::Handle,
+    shutdown: CancellationToken,
+}
+
+impl Peers {
+    /// The transport of node `me`, whose bus listens at `my_bus`; connections run on
+    /// `runtime`.
+    pub fn new(
+        me: u64,
+        my_bus: SocketAddr,
+        runtime: tokio::runtime::Handle,
+        shutdown: CancellationToken,
+    ) -> Peers {
+        Peers {
+            me,
+            my_bus,
+            addrs: Mutex::new(HashMap::new()),
+            queues: Mutex::new(HashMap::new()),
+            runtime,
+            shutdown,
+        }
+    }
+
+    /// Records where peer `id`'s bus is (from the configuration or a hello).
+    pub fn learn(&self, id: u64, addr: SocketAddr) {
+        if id != self.me {
+            self.addrs.lock().insert(id, addr);
+        }
+    }
+
+    /// Queues a raft message for its peer; dropped when the peer is unknown or its queue
+    /// is full (raft sends again).
+    pub fn send(&self, msg: raft::eraftpb::Message) {
+        let to = msg.to;
+        let Some(addr) = self.addrs.lock().get(&to).copied() else {
+            return;
+        };
+        let mut queues = self.queues.lock();
+        let stale = queues
+            .get(&to)
+            .is_some_and(|(a, q)| *a != addr || q.is_closed());
+        if stale {
+            queues.remove(&to);
+        }
+        let (_, queue) = queues.entry(to).or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(PEER_QUEUE);
+            let hello = Hello {
+                id: self.me,
+                bus_addr: self.my_bus.to_string(),
+            };
+            self.runtime
+                .spawn(peer_loop(addr, hello, rx, self.shutdown.clone()));
+            (addr, tx)
+        });
+        let _ = queue.try_send(msg);
+    }
+}
+
+/// Keeps one connection to a peer and writes its queued messages.
+async fn peer_loop(
+    addr: SocketAddr,
+    hello: Hello,
+    mut queue: mpsc::Receiver<raft::eraftpb::Message>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let conn = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            c = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)) => c,
+        };
+        let socket = match conn {
+            Ok(Ok(s)) => s,
+            _ => {
+                // Drop what queued meanwhile: raft resends what still matters.
+                while queue.try_recv().is_ok() {}
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(RECONNECT_DELAY) => continue,
+                }
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let mut conn = Framed::new(socket, codec());
+        if conn
+            .send(encode(Frame::Hello(hello.clone())))
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        loop {
+            let msg = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                m = queue.recv() => m,
+            };
+            let Some(msg) = msg else { return };
+            if conn.feed(encode(Frame::Raft(msg))).await.is_err() {
+                break;
+            }
+            while let Ok(more) = queue.try_recv() {
+                if conn.feed(encode(Frame::Raft(more))).await.is_err() {
+                    break;
+                }
+            }
+            if SinkExt::<Bytes>::flush(&mut conn).await.is_err() {
+                break;
+            }
+        }
+    }
+}
