@@ -39,6 +39,10 @@ const PEER_QUEUE: usize = 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Pause after a failed connection before the next attempt.
 const RECONNECT_DELAY: Duration = Duration::from_millis(200);
+/// Inbound bus connections served at once; more are closed on accept.
+const MAX_INBOUND: usize = 256;
+/// Longest wait for an inbound connection's hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One bus frame.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -67,7 +71,7 @@ pub enum Frame {
     Ack(ImportAck),
 }
 
-/// Who is on the other end of a raft connection.
+/// The first frame of every bus connection: who is on the other end.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Hello {
     /// The sender's raft id.
@@ -76,6 +80,9 @@ pub struct Hello {
     /// The sender's bus address.
     #[prost(string, tag = "2")]
     pub bus_addr: String,
+    /// The cluster's `requirepass` (every node shares it); empty without one.
+    #[prost(string, tag = "3")]
+    pub password: String,
 }
 
 /// The codec every bus connection uses.
@@ -107,7 +114,8 @@ pub async fn next_frame(conn: &mut Framed<TcpStream, LengthDelimitedCodec>) -> O
     }
 }
 
-/// Accepts bus connections until shutdown: raft messages go to the raft node, imports
+/// Accepts bus connections until shutdown. Each must open with a [`Hello`] carrying the
+/// node's password (when it has one); then raft messages go to the raft node, and imports
 /// are applied to the keyspace and answered.
 pub async fn serve(
     listener: TcpListener,
@@ -115,12 +123,13 @@ pub async fn serve(
     peers: Arc<Peers>,
     shutdown: CancellationToken,
 ) {
+    let inbound = Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND));
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
             r = listener.accept() => r,
         };
-        let (socket, _) = match accepted {
+        let (socket, from) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 warn!(error = %e, "bus accept failed");
@@ -128,27 +137,36 @@ pub async fn serve(
                 continue;
             }
         };
+        let Ok(permit) = Arc::clone(&inbound).try_acquire_owned() else {
+            warn!(%from, "too many bus connections; closing one");
+            continue;
+        };
         let _ = socket.set_nodelay(true);
         let (node, peers, shutdown) = (Arc::clone(&node), Arc::clone(&peers), shutdown.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             let mut conn = Framed::new(socket, codec());
+            let hello = tokio::time::timeout(HELLO_TIMEOUT, next_frame(&mut conn)).await;
+            let Ok(Some(Frame::Hello(h))) = hello else {
+                debug!(%from, "bus connection without a hello; closing");
+                return;
+            };
+            if h.password != peers.hello.password {
+                warn!(%from, "bus connection with the wrong password; closing");
+                return;
+            }
+            if let Ok(addr) = h.bus_addr.parse() {
+                peers.learn(h.id, addr);
+            }
             loop {
                 let frame = tokio::select! {
                     _ = shutdown.cancelled() => return,
                     f = next_frame(&mut conn) => f,
                 };
                 match frame {
-                    None => return,
-                    Some(Frame::Hello(h)) => {
-                        if let Ok(addr) = h.bus_addr.parse() {
-                            peers.learn(h.id, addr);
-                        }
-                    }
                     Some(Frame::Raft(m)) => {
-                        if let Some(c) = &node.cluster {
-                            if let Some(r) = c.raft.get() {
-                                r.step(m);
-                            }
+                        if let Some(r) = node.cluster.as_ref().and_then(|c| c.raft.get()) {
+                            r.step(m);
                         }
                     }
                     Some(Frame::Import(batch)) => {
@@ -157,7 +175,7 @@ pub async fn serve(
                             return;
                         }
                     }
-                    Some(Frame::Ack(_)) => return,
+                    Some(Frame::Hello(_) | Frame::Ack(_)) | None => return,
                 }
             }
         });
@@ -166,8 +184,8 @@ pub async fn serve(
 
 /// Outbound raft connections, one per peer, each fed by a bounded queue.
 pub struct Peers {
-    me: u64,
-    my_bus: SocketAddr,
+    /// What this node says first on every connection.
+    pub hello: Hello,
     addrs: Mutex<HashMap<u64, SocketAddr>>,
     queues: Mutex<HashMap<u64, (SocketAddr, mpsc::Sender<raft::eraftpb::Message>)>>,
     runtime: tokio::runtime::Handle,
@@ -175,17 +193,14 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// The transport of node `me`, whose bus listens at `my_bus`; connections run on
-    /// `runtime`.
+    /// The transport of the node `hello` names; connections run on `runtime`.
     pub fn new(
-        me: u64,
-        my_bus: SocketAddr,
+        hello: Hello,
         runtime: tokio::runtime::Handle,
         shutdown: CancellationToken,
     ) -> Peers {
         Peers {
-            me,
-            my_bus,
+            hello,
             addrs: Mutex::new(HashMap::new()),
             queues: Mutex::new(HashMap::new()),
             runtime,
@@ -195,9 +210,15 @@ impl Peers {
 
     /// Records where peer `id`'s bus is (from the configuration or a hello).
     pub fn learn(&self, id: u64, addr: SocketAddr) {
-        if id != self.me {
+        if id != self.hello.id {
             self.addrs.lock().insert(id, addr);
         }
+    }
+
+    /// Forgets the peers `keep` says no (nodes that left); their connections close.
+    pub fn retain(&self, keep: impl Fn(u64) -> bool) {
+        self.addrs.lock().retain(|id, _| keep(*id));
+        self.queues.lock().retain(|id, _| keep(*id));
     }
 
     /// Queues a raft message for its peer; dropped when the peer is unknown or its queue
@@ -216,12 +237,12 @@ impl Peers {
         }
         let (_, queue) = queues.entry(to).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(PEER_QUEUE);
-            let hello = Hello {
-                id: self.me,
-                bus_addr: self.my_bus.to_string(),
-            };
-            self.runtime
-                .spawn(peer_loop(addr, hello, rx, self.shutdown.clone()));
+            self.runtime.spawn(peer_loop(
+                addr,
+                self.hello.clone(),
+                rx,
+                self.shutdown.clone(),
+            ));
             (addr, tx)
         });
         let _ = queue.try_send(msg);
@@ -243,8 +264,12 @@ async fn peer_loop(
         let socket = match conn {
             Ok(Ok(s)) => s,
             _ => {
-                // Drop what queued meanwhile: raft resends what still matters.
+                // Drop what queued meanwhile: raft resends what still matters. A peer
+                // that was forgotten has no sender left: stop.
                 while queue.try_recv().is_ok() {}
+                if queue.is_closed() {
+                    return;
+                }
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(RECONNECT_DELAY) => continue,

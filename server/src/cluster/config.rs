@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use cachalot_protocol::{SlotId, SLOT_COUNT};
 
 use super::ring::{all_slots, HashRing, RingConfig};
-use super::shard::{Shard, ShardId, ShardSet, MAX_WEIGHT};
+use super::shard::{Shard, ShardId, ShardSet, MAX_SHARDS, MAX_WEIGHT};
 use super::slot_map::SlotMap;
 
 /// One node of the cluster.
@@ -204,9 +204,12 @@ pub enum ConfigError {
     /// Removing the last shard.
     #[error("cannot remove the last shard")]
     LastShard,
-    /// Forgetting a node that still serves slots.
-    #[error("node {0} still serves slots; remove its shard first")]
+    /// Forgetting a primary (it leaves with its shard).
+    #[error("node {0} is a shard's primary and still serves slots; remove its shard (CLUSTER REMOVESHARD) instead")]
     StillServing(u64),
+    /// A join past the shard limit.
+    #[error("the cluster has the most shards it can have ({MAX_SHARDS})")]
+    TooManyShards,
     /// A malformed entry (missing fields, bad address).
     #[error("malformed change: {0}")]
     Malformed(&'static str),
@@ -308,8 +311,9 @@ impl ClusterConfig {
             }
             Op::Forget(f) => {
                 let node = self.node(f.node).ok_or(ConfigError::NoNode(f.node))?;
-                let serves = !node.replica && self.owners.contains(&node.shard);
-                if serves {
+                // A primary goes with its shard (REMOVESHARD), never alone: its shard may
+                // own slots, or be about to receive some.
+                if !node.replica {
                     return Err(ConfigError::StillServing(f.node));
                 }
                 let shard = node.shard;
@@ -320,8 +324,13 @@ impl ClusterConfig {
             }
             Op::SlotsMoved(m) => {
                 self.shard(m.to).ok_or(ConfigError::NoShard(m.to))?;
-                for &slot in &m.slots {
-                    if let Some(owner) = self.owners.get_mut(slot as usize) {
+                let target = self.target_map();
+                for &n in &m.slots {
+                    let Some(s) = slot(n) else { continue };
+                    if target.owner(s).get() != m.to {
+                        continue;
+                    }
+                    if let Some(owner) = self.owners.get_mut(usize::from(s.get())) {
                         if *owner == m.from {
                             *owner = m.to;
                         }
@@ -369,6 +378,9 @@ impl ClusterConfig {
         } else {
             check_weight(j.weight)?;
             self.check_not_migrating()?;
+            if self.shards.len() >= MAX_SHARDS {
+                return Err(ConfigError::TooManyShards);
+            }
             node.shard = self.next_shard;
             node.replica = false;
             self.shards.push(ShardEntry {
@@ -467,19 +479,21 @@ mod tests {
     /// Commits every pending slot move, as the owners would after streaming.
     fn finish_migrations(c: &mut ClusterConfig) {
         let target = c.target_map();
-        let moves: Vec<(u64, u64, u32)> = all_slots()
-            .filter_map(|s| {
-                let from = c.owners[usize::from(s.get())];
-                let to = target.owner(s).get();
-                (from != to).then_some((from, to, u32::from(s.get())))
-            })
-            .collect();
-        for (from, to, s) in moves {
+        let mut moves: std::collections::BTreeMap<(u64, u64), Vec<u32>> = Default::default();
+        for s in all_slots() {
+            let from = c.owners[usize::from(s.get())];
+            let to = target.owner(s).get();
+            if from != to {
+                moves.entry((from, to)).or_default().push(u32::from(s.get()));
+            }
+        }
+        for ((from, to), slots) in moves {
+            let keys = slots.len() as u64;
             c.apply(&Op::SlotsMoved(SlotsMoved {
                 from,
                 to,
-                slots: vec![s],
-                keys: 1,
+                slots,
+                keys,
             }))
             .expect("move applies");
         }
@@ -568,6 +582,32 @@ mod tests {
             Err(ConfigError::Malformed(_))
         ));
         assert_eq!(c, before);
+    }
+
+    #[test]
+    fn a_move_only_commits_slots_headed_for_that_shard_and_primaries_are_not_forgotten() {
+        let mut c = ClusterConfig::bootstrap(node(1, 7000));
+        c.apply(&join(2, 7001)).expect("joins");
+        let target = c.target_map();
+        let (to_two, stays): (Vec<u32>, Vec<u32>) = all_slots()
+            .map(|s| u32::from(s.get()))
+            .partition(|&s| slot(s).is_some_and(|s| target.owner(s) == ShardId::new(2)));
+        c.apply(&Op::SlotsMoved(SlotsMoved {
+            from: 1,
+            to: 2,
+            slots: vec![to_two[0], stays[0], 99_999],
+            keys: 0,
+        }))
+        .expect("applies");
+        let owners = c.owner_map();
+        assert_eq!(owners.slot_count(ShardId::new(2)), 1, "only the targeted slot moved");
+        assert_eq!(c.owners[to_two[0] as usize], 2);
+        assert_eq!(c.owners[stays[0] as usize], 1);
+        // The joining shard's primary owns almost nothing yet, but cannot be forgotten.
+        assert_eq!(
+            c.apply(&Op::Forget(Forget { node: 2 })),
+            Err(ConfigError::StillServing(2))
+        );
     }
 
     #[test]

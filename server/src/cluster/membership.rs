@@ -145,8 +145,11 @@ pub async fn start(
     let my_id = storage.id();
     let needs_join = applied.node(my_id).is_none();
     let peers = Arc::new(Peers::new(
-        my_id,
-        bus_addr,
+        bus::Hello {
+            id: my_id,
+            bus_addr: bus_addr.to_string(),
+            password: config.requirepass.clone().unwrap_or_default(),
+        },
         tokio::runtime::Handle::current(),
         shutdown.child_token(),
     ));
@@ -163,8 +166,14 @@ pub async fn start(
             }
         }
     });
-    let handle = raft_node::start(storage, applied, Arc::clone(&peers), on_config)
-        .map_err(io("start raft".into()))?;
+    let handle = raft_node::start(
+        storage,
+        applied,
+        Arc::clone(&peers),
+        on_config,
+        shutdown.clone(),
+    )
+    .map_err(io("start raft".into()))?;
     if cluster.raft.set(handle).is_err() {
         warn!("raft already started");
     }

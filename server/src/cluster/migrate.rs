@@ -4,19 +4,25 @@
 //!
 //! While a slot migrates, the source serves the keys it still has and answers `-ASK` for
 //! the rest, so keys created meanwhile are created on the target (see
-//! [`Topology::route_with`](super::Topology::route_with)). Each slot's hand-over is
-//! atomic for clients:
-//! 1. the slot is paused ([`FrozenSlots`](super::state::FrozenSlots)): new commands on
-//!    it wait;
-//! 2. the slot's lock stripe is taken for writing once, so every command that was
-//!    already running on it has finished;
-//! 3. its keys are read, sent in batches and acknowledged, then deleted here;
-//! 4. the slot resumes, and its commands find the keys gone and are sent to the target.
+//! [`Topology::route_with`](super::Topology::route_with)).
 //!
-//! The target keeps a key it already has (written there after an `ASK`, so newer) and
-//! inserts the others. The whole keyspace is walked once per wave for the keys of all
-//! outgoing slots, then once more to catch a key written while the first walk ran; the
-//! moves are committed after the second walk finds nothing.
+//! The keyspace is walked once per wave for the keys of all outgoing slots, after every
+//! command that routed with the previous topology has finished, so no key appears in an
+//! outgoing slot after the walk. Slots are then handed over in groups of about 4096
+//! keys, each atomic for clients:
+//! 1. the group's slots are paused ([`FrozenSlots`](super::state::FrozenSlots)): new
+//!    commands on them wait;
+//! 2. their lock stripes are taken for writing once, so every command that was already
+//!    running on them has finished;
+//! 3. their keys are read, sent in batches (pipelined) and acknowledged, then deleted
+//!    here;
+//! 4. the slots resume, and their commands find the keys gone and are sent to the target.
+//!
+//! Moved slots commit through raft in batches as the wave goes.
+//!
+//! The target takes every key it is sent, replacing a copy it may have from an earlier
+//! attempt that failed before the source deleted its keys: while the source holds a key,
+//! no client writes it on the target (`-ASK` only sends keys missing on the source).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -44,6 +50,18 @@ use crate::value::{Hash, Other, Value, View};
 pub const BATCH_BYTES: usize = 1024 * 1024;
 /// Keys per import batch.
 const BATCH_KEYS: usize = 1024;
+/// Keys of the slots paused and moved together (a group is one pause, one round trip).
+const GROUP_KEYS: usize = 4096;
+/// Slots moved together at most.
+const GROUP_SLOTS: usize = 256;
+/// Bytes sent before waiting for their acknowledgements.
+const GROUP_BYTES: usize = 4 * 1024 * 1024;
+/// Moved slots committed together at most.
+const COMMIT_SLOTS: usize = 1024;
+/// Longest a moved slot waits for its commit.
+const COMMIT_INTERVAL: Duration = Duration::from_millis(200);
+/// Attempts at committing moved slots (they keep answering -ASK until it applies).
+const COMMIT_TRIES: u32 = 50;
 /// Longest wait for a batch's acknowledgement.
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a failed wave before the next attempt.
@@ -179,10 +197,10 @@ pub fn import(node: &Node, batch: ImportBatch) -> ImportAck {
             Err(e) => return refuse(e.into()),
         };
         let expire_at = (item.ttl_ms > 0).then(|| now.saturating_add(item.ttl_ms));
-        let done = node.store.compute(Key::from_slice(&item.key), |e| {
-            if e.is_occupied() {
-                return false;
-            }
+        // The source's copy wins: while the source holds a key, no client writes it here
+        // (it is sent here by -ASK only once missing there), so a copy already here is
+        // one from an earlier attempt that failed before the source deleted its keys.
+        let done = node.store.modify(Key::from_slice(&item.key), |e| {
             e.insert(value);
             e.set_expire_at(expire_at);
             true
@@ -266,67 +284,114 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
     }
 }
 
-/// One wave: every outgoing slot streamed, then the moves committed; the keys moved.
+/// One wave: every outgoing slot streamed and its move committed; the keys moved.
 async fn wave(
     node: &Arc<Node>,
     topo: &Topology,
     work: BTreeMap<ShardId, Vec<SlotId>>,
 ) -> Result<u64, String> {
     let cluster = node.cluster.as_ref().ok_or("not a cluster node")?;
-    let raft = cluster.raft.get().ok_or("no raft node")?;
     let mut outgoing = vec![false; usize::from(SLOT_COUNT)];
     for s in work.values().flatten() {
         outgoing[usize::from(s.get())] = true;
     }
-    let mut conns: BTreeMap<ShardId, Framed<TcpStream, LengthDelimitedCodec>> = BTreeMap::new();
+    // A command that routed with the topology before this one may still be creating a
+    // key in an outgoing slot. Every keyed command holds its slot's stripe while it runs
+    // and loads the topology after taking it, so once each stripe has been taken for
+    // writing, every later command sees the migration: no key appears in an outgoing slot
+    // here after the walk below.
+    cluster.drain_stripes();
+    let by_slot = collect(node, Arc::new(outgoing)).await?;
     let mut keys_moved = 0u64;
-    // Two walks: the second finds what was written while the first ran (normally nothing).
-    for _ in 0..2 {
-        let by_slot = collect(node, Arc::new(outgoing.clone())).await?;
-        for (slot, keys) in by_slot {
-            let to = topo.target_map().owner(slot);
-            let conn = match conns.entry(to) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    let addr = target_bus(topo, to)?;
-                    let socket = tokio::time::timeout(ACK_TIMEOUT, TcpStream::connect(addr))
-                        .await
-                        .map_err(|_| format!("connecting to {addr} timed out"))?
-                        .map_err(|e| format!("connecting to {addr}: {e}"))?;
-                    let _ = socket.set_nodelay(true);
-                    e.insert(Framed::new(socket, bus::codec()))
-                }
-            };
-            keys_moved += hand_over(node, conn, slot, keys).await?;
-        }
-    }
     for (to, slots) in work {
-        cluster
-            .migration
-            .slots_sent
-            .fetch_add(slots.len() as u64, Ordering::Relaxed);
-        let op = Op::SlotsMoved(SlotsMoved {
-            from: topo.myself().peer.id.get(),
-            to: to.get(),
-            slots: slots.iter().map(|s| u32::from(s.get())).collect(),
-            keys: keys_moved,
-        });
-        keys_moved = 0;
-        // The keys are on the target already: commit until it sticks.
-        let mut tries = 0;
-        loop {
-            match raft.propose(op.clone()).await {
-                Ok(()) => break,
-                Err(e) if tries < 20 => {
-                    tries += 1;
-                    warn!(error = %e, "slot commit not applied; retrying");
-                    tokio::time::sleep(RETRY_DELAY).await;
-                }
-                Err(e) => return Err(format!("slot commit failed: {e}")),
+        let addr = target_bus(topo, to)?;
+        let socket = tokio::time::timeout(ACK_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| format!("connecting to {addr} timed out"))?
+            .map_err(|e| format!("connecting to {addr}: {e}"))?;
+        let _ = socket.set_nodelay(true);
+        let mut conn = Framed::new(socket, bus::codec());
+        conn.send(bus::encode(Frame::Hello(hello(node, topo))))
+            .await
+            .map_err(|e| format!("greeting {addr}: {e}"))?;
+        // Slots move in groups of about GROUP_KEYS keys: one pause and one round trip per
+        // group rather than per slot. Moved slots commit every COMMIT_SLOTS slots or
+        // COMMIT_INTERVAL, so progress shows and -ASK redirects end early.
+        let mut group: Vec<(SlotId, Vec<Key>)> = Vec::new();
+        let mut group_keys = 0;
+        let mut done: Vec<SlotId> = Vec::new();
+        let mut done_keys = 0u64;
+        let mut last_commit = Instant::now();
+        let count = slots.len();
+        for (i, slot) in slots.into_iter().enumerate() {
+            let keys = by_slot.get(&slot).cloned().unwrap_or_default();
+            group_keys += keys.len();
+            group.push((slot, keys));
+            let last = i + 1 == count;
+            if group_keys >= GROUP_KEYS || group.len() >= GROUP_SLOTS || last {
+                let moved = hand_over(node, &mut conn, &group).await?;
+                keys_moved += moved;
+                done_keys += moved;
+                done.extend(group.drain(..).map(|(s, _)| s));
+                group_keys = 0;
+            }
+            if !done.is_empty()
+                && (done.len() >= COMMIT_SLOTS || last_commit.elapsed() >= COMMIT_INTERVAL || last)
+            {
+                commit(node, topo, to, std::mem::take(&mut done), done_keys).await?;
+                done_keys = 0;
+                last_commit = Instant::now();
             }
         }
     }
-    Ok(cluster.migration.keys_sent.load(Ordering::Relaxed))
+    Ok(keys_moved)
+}
+
+/// Commits slots whose keys are all on `to` now; retried until it applies (the keys are
+/// there already).
+async fn commit(
+    node: &Node,
+    topo: &Topology,
+    to: ShardId,
+    slots: Vec<SlotId>,
+    keys: u64,
+) -> Result<(), String> {
+    let cluster = node.cluster.as_ref().ok_or("not a cluster node")?;
+    let raft = cluster.raft.get().ok_or("no raft node")?;
+    let n = slots.len() as u64;
+    let op = Op::SlotsMoved(SlotsMoved {
+        from: topo.myself().peer.id.get(),
+        to: to.get(),
+        slots: slots.iter().map(|s| u32::from(s.get())).collect(),
+        keys,
+    });
+    let mut tries = 0;
+    loop {
+        match raft.propose(op.clone()).await {
+            Ok(()) => {
+                cluster.migration.slots_sent.fetch_add(n, Ordering::Relaxed);
+                return Ok(());
+            }
+            Err(e) if tries < COMMIT_TRIES => {
+                tries += 1;
+                warn!(error = %e, "slot commit not applied; retrying");
+                tokio::time::sleep(RETRY_DELAY).await;
+            }
+            Err(e) => return Err(format!("slot commit failed: {e}")),
+        }
+    }
+}
+
+/// What this node says first on a migration connection.
+fn hello(node: &Node, topo: &Topology) -> bus::Hello {
+    let me = topo.myself();
+    let mut bus_addr = me.peer.addr;
+    bus_addr.set_port(me.bus_port());
+    bus::Hello {
+        id: me.raft_id,
+        bus_addr: bus_addr.to_string(),
+        password: node.config.requirepass.clone().unwrap_or_default(),
+    }
 }
 
 fn target_bus(topo: &Topology, to: ShardId) -> Result<SocketAddr, String> {
@@ -364,95 +429,126 @@ async fn collect(
     .map_err(|e| format!("key walk failed: {e}"))
 }
 
-/// Moves one slot's keys: pause, send, acknowledge, delete, resume. The keys moved.
+/// Moves a group of slots' keys: pause the slots, send, acknowledge, delete, resume. The
+/// keys moved.
 async fn hand_over(
     node: &Arc<Node>,
     conn: &mut Framed<TcpStream, LengthDelimitedCodec>,
-    slot: SlotId,
-    keys: Vec<Key>,
+    group: &[(SlotId, Vec<Key>)],
 ) -> Result<u64, String> {
     let cluster = node.cluster.as_ref().ok_or("not a cluster node")?;
-    cluster.frozen.freeze(slot);
-    // Every command already running on the slot holds its stripe for reading.
-    drop(cluster.stripe(slot).write());
-    let result = send_keys(node, conn, slot, &keys).await;
+    for (slot, _) in group {
+        cluster.frozen.freeze(*slot);
+    }
+    // Every command already running on these slots holds their stripes for reading.
+    for (slot, _) in group {
+        drop(cluster.stripe(*slot).write());
+    }
+    let result = send_group(node, conn, group).await;
     if result.is_ok() {
-        for k in &keys {
+        for k in group.iter().flat_map(|(_, keys)| keys) {
             if node.store.remove(k).is_some() {
                 node.tracking.invalidate_removed(k.as_bytes());
             }
         }
     }
-    cluster.frozen.thaw(slot);
+    for (slot, _) in group {
+        cluster.frozen.thaw(*slot);
+    }
     result
 }
 
-async fn send_keys(
+/// Sends a group's keys, a batch per slot (or more, for a slot past a batch's bounds),
+/// without waiting between batches; then waits for every acknowledgement. Past
+/// [`GROUP_BYTES`] sent and not yet acknowledged, it waits before sending more.
+async fn send_group(
     node: &Node,
     conn: &mut Framed<TcpStream, LengthDelimitedCodec>,
-    slot: SlotId,
-    keys: &[Key],
+    group: &[(SlotId, Vec<Key>)],
 ) -> Result<u64, String> {
     let cluster = node.cluster.as_ref().ok_or("not a cluster node")?;
-    let mut sent = 0u64;
-    let mut batch = ImportBatch {
-        slot: u32::from(slot.get()),
-        items: Vec::new(),
-    };
-    let mut bytes = 0usize;
-    for (i, key) in keys.iter().enumerate() {
-        let ttl = node.store.ttl(key);
-        let item = node.store.peek_with(key, |v| {
-            let ttl_ms = match ttl {
-                Some(Some(d)) => u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1),
-                _ => 0,
-            };
-            encode_item(key.as_bytes(), v, ttl_ms)
-        });
-        if let Some(item) = item {
-            bytes += item.key.len()
-                + item.data.len()
-                + item.fields.iter().map(Bytes::len).sum::<usize>();
-            batch.items.push(item);
-        }
-        let last = i + 1 == keys.len();
-        if batch.items.len() >= BATCH_KEYS
-            || bytes >= BATCH_BYTES
-            || (last && !batch.items.is_empty())
-        {
-            let n = batch.items.len() as u64;
-            send_batch(conn, std::mem::take(&mut batch.items), slot).await?;
-            sent += n;
-            cluster.migration.keys_sent.fetch_add(n, Ordering::Relaxed);
-            cluster
-                .migration
-                .bytes_sent
-                .fetch_add(bytes as u64, Ordering::Relaxed);
-            bytes = 0;
+    let mut pending = Pending::default();
+    for (slot, keys) in group {
+        let mut items = Vec::new();
+        let mut bytes = 0usize;
+        for (i, key) in keys.iter().enumerate() {
+            let ttl = node.store.ttl(key);
+            let item = node.store.peek_with(key, |v| {
+                let ttl_ms = match ttl {
+                    Some(Some(d)) => u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1),
+                    _ => 0,
+                };
+                encode_item(key.as_bytes(), v, ttl_ms)
+            });
+            if let Some(item) = item {
+                bytes += item.key.len()
+                    + item.data.len()
+                    + item.fields.iter().map(Bytes::len).sum::<usize>();
+                items.push(item);
+            }
+            let last = i + 1 == keys.len();
+            if items.len() >= BATCH_KEYS || bytes >= BATCH_BYTES || (last && !items.is_empty()) {
+                pending.frames += 1;
+                pending.keys += items.len() as u64;
+                pending.bytes += bytes as u64;
+                let frame = bus::encode(Frame::Import(ImportBatch {
+                    slot: u32::from(slot.get()),
+                    items: std::mem::take(&mut items),
+                }));
+                conn.feed(frame)
+                    .await
+                    .map_err(|e| format!("sending slot {}: {e}", slot.get()))?;
+                bytes = 0;
+                if pending.bytes >= GROUP_BYTES as u64 {
+                    pending.settle(conn, cluster).await?;
+                }
+            }
         }
     }
-    Ok(sent)
+    pending.settle(conn, cluster).await?;
+    Ok(pending.sent)
 }
 
-async fn send_batch(
-    conn: &mut Framed<TcpStream, LengthDelimitedCodec>,
-    items: Vec<Item>,
-    slot: SlotId,
-) -> Result<(), String> {
-    let frame = bus::encode(Frame::Import(ImportBatch {
-        slot: u32::from(slot.get()),
-        items,
-    }));
-    conn.send(frame)
-        .await
-        .map_err(|e| format!("sending slot {}: {e}", slot.get()))?;
-    match tokio::time::timeout(ACK_TIMEOUT, bus::next_frame(conn)).await {
-        Ok(Some(Frame::Ack(ack))) if ack.error.is_empty() => Ok(()),
-        Ok(Some(Frame::Ack(ack))) => {
-            Err(format!("target refused slot {}: {}", slot.get(), ack.error))
+/// Batches sent and not yet acknowledged.
+#[derive(Default)]
+struct Pending {
+    frames: usize,
+    keys: u64,
+    bytes: u64,
+    sent: u64,
+}
+
+impl Pending {
+    /// Flushes and waits for every outstanding acknowledgement.
+    async fn settle(
+        &mut self,
+        conn: &mut Framed<TcpStream, LengthDelimitedCodec>,
+        cluster: &super::Cluster,
+    ) -> Result<(), String> {
+        SinkExt::<Bytes>::flush(conn)
+            .await
+            .map_err(|e| format!("sending keys: {e}"))?;
+        for _ in 0..self.frames {
+            match tokio::time::timeout(ACK_TIMEOUT, bus::next_frame(conn)).await {
+                Ok(Some(Frame::Ack(ack))) if ack.error.is_empty() => {}
+                Ok(Some(Frame::Ack(ack))) => {
+                    return Err(format!("target refused keys: {}", ack.error))
+                }
+                Ok(_) => return Err("no acknowledgement for sent keys".into()),
+                Err(_) => return Err("acknowledgement timed out".into()),
+            }
         }
-        Ok(_) => Err(format!("no acknowledgement for slot {}", slot.get())),
-        Err(_) => Err(format!("acknowledgement for slot {} timed out", slot.get())),
+        cluster
+            .migration
+            .keys_sent
+            .fetch_add(self.keys, Ordering::Relaxed);
+        cluster
+            .migration
+            .bytes_sent
+            .fetch_add(self.bytes, Ordering::Relaxed);
+        self.sent += self.keys;
+        (self.frames, self.keys, self.bytes) = (0, 0, 0);
+        Ok(())
     }
 }
 

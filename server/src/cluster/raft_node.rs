@@ -50,6 +50,9 @@ enum Input {
     Stop,
 }
 
+/// Where a proposal's result goes.
+type Reply = oneshot::Sender<Result<(), String>>;
+
 /// Raft's view, for `CLUSTER INFO`.
 #[derive(Clone, Debug, Default)]
 pub struct RaftStatus {
@@ -127,6 +130,7 @@ pub fn start(
     config: ClusterConfig,
     peers: Arc<Peers>,
     on_config: Box<dyn Fn(&ClusterConfig) + Send>,
+    stop_node: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<RaftHandle> {
     let id = storage.id();
     let applied = storage
@@ -162,7 +166,10 @@ pub fn start(
         peers,
         on_config,
         pending: HashMap::new(),
-        next_request: 1,
+        // Random, so an entry proposed before a restart cannot answer a new proposal.
+        next_request: rand::random::<u64>() >> 1,
+        answers: Vec::new(),
+        stop_node,
         status: Arc::clone(&status),
     };
     worker.learn_peers();
@@ -170,7 +177,16 @@ pub fn start(
     (worker.on_config)(&worker.config);
     std::thread::Builder::new()
         .name("cachalot-raft".into())
-        .spawn(move || worker.run(&rx))?;
+        .spawn(move || {
+            let stop_node = worker.stop_node.clone();
+            // raft-rs panics on messages that contradict its log (a peer gone wrong): stop
+            // the node loudly rather than serve a configuration that no longer moves.
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run(&rx)));
+            if ran.is_err() {
+                tracing::error!("the raft thread panicked; shutting the node down");
+                stop_node.cancel();
+            }
+        })?;
     Ok(RaftHandle { id, tx, status })
 }
 
@@ -179,8 +195,13 @@ struct Worker {
     config: ClusterConfig,
     peers: Arc<Peers>,
     on_config: Box<dyn Fn(&ClusterConfig) + Send>,
-    pending: HashMap<u64, oneshot::Sender<Result<(), String>>>,
+    pending: HashMap<u64, Reply>,
     next_request: u64,
+    /// Results of applied proposals, sent once the new topology is installed.
+    answers: Vec<(Reply, Result<(), String>)>,
+    /// Cancelled if the raft thread dies, so the node does not go on with a frozen
+    /// configuration.
+    stop_node: tokio_util::sync::CancellationToken,
     status: Arc<Mutex<RaftStatus>>,
 }
 
@@ -211,7 +232,8 @@ impl Worker {
                 self.pending.retain(|_, tx| !tx.is_closed());
             }
             if let Err(e) = self.on_ready() {
-                warn!(error = %e, "raft state could not be saved; the raft thread stops");
+                tracing::error!(error = %e, "raft state could not be saved; shutting the node down");
+                self.stop_node.cancel();
                 return;
             }
             self.publish_status();
@@ -251,9 +273,8 @@ impl Worker {
             return Ok(());
         }
         let mut ready = self.raw.ready();
-        for m in ready.take_messages() {
-            self.peers.send(m);
-        }
+        let messages = ready.take_messages();
+        self.send(messages);
         let mut changed = false;
         let mut dirty = false;
         if !ready.snapshot().is_empty() {
@@ -280,16 +301,14 @@ impl Worker {
         if changed || dirty {
             self.raw.mut_store().persist()?;
         }
-        for m in ready.take_persisted_messages() {
-            self.peers.send(m);
-        }
+        let messages = ready.take_persisted_messages();
+        self.send(messages);
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
             self.raw.mut_store().set_commit(commit);
         }
-        for m in light.take_messages() {
-            self.peers.send(m);
-        }
+        let messages = light.take_messages();
+        self.send(messages);
         let more = self.apply(light.take_committed_entries());
         self.raw.advance_apply();
         if more || light.commit_index().is_some() {
@@ -299,7 +318,25 @@ impl Worker {
             self.learn_peers();
             (self.on_config)(&self.config);
         }
+        // After the topology: a caller that hears "applied" sees the change.
+        for (tx, result) in self.answers.drain(..) {
+            let _ = tx.send(result);
+        }
         Ok(())
+    }
+
+    /// Hands messages to the transport. A snapshot is reported delivered as soon as it is
+    /// queued: raft then probes the follower with appends, and sends the snapshot again if
+    /// it never arrived, instead of waiting for a report that may never come.
+    fn send(&mut self, messages: Vec<Message>) {
+        for m in messages {
+            let snapshot_to =
+                (m.msg_type() == raft::eraftpb::MessageType::MsgSnapshot).then_some(m.to);
+            self.peers.send(m);
+            if let Some(to) = snapshot_to {
+                self.raw.report_snapshot(to, raft::SnapshotStatus::Finish);
+            }
+        }
     }
 
     /// Applies committed entries; whether the configuration changed.
@@ -350,7 +387,7 @@ impl Worker {
         }
         let request = u64::from_be_bytes(request.try_into().unwrap_or([0; 8]));
         if let Some(tx) = self.pending.remove(&request) {
-            let _ = tx.send(result);
+            self.answers.push((tx, result));
         }
     }
 
@@ -360,6 +397,14 @@ impl Worker {
                 self.peers.learn(n.id, addr);
             }
         }
+        // Keep raft members too: a node that left the configuration still has to take
+        // part until raft has removed it.
+        let conf = self.raw.raft.prs().conf().to_conf_state();
+        self.peers.retain(|id| {
+            self.config.nodes.iter().any(|n| n.id == id)
+                || conf.voters.contains(&id)
+                || conf.learners.contains(&id)
+        });
     }
 
     /// The leader's membership upkeep: at most one conf change at a time.
@@ -371,9 +416,19 @@ impl Worker {
         let conf = self.raw.raft.prs().conf().to_conf_state();
         let members: Vec<u64> = self.config.nodes.iter().map(|n| n.id).collect();
         if !members.contains(&me) {
-            // The leader left the configuration: hand over before leaving raft.
+            // The leader left the configuration: hand over before leaving raft, first
+            // making a member a voter if it is the only one.
             if let Some(&other) = conf.voters.iter().find(|&&v| v != me) {
                 self.raw.transfer_leader(other);
+            } else if let Some(&learner) = conf.learners.iter().find(|id| members.contains(id)) {
+                let mut cc = ConfChange {
+                    node_id: learner,
+                    ..ConfChange::default()
+                };
+                cc.set_change_type(ConfChangeType::AddNode);
+                if let Err(e) = self.raw.propose_conf_change(Vec::new(), cc) {
+                    warn!(error = %e, "membership change not proposed");
+                }
             }
             return;
         }

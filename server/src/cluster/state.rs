@@ -77,6 +77,15 @@ impl Cluster {
         &self.stripes[usize::from(slot.get()) % STRIPES].0
     }
 
+    /// Takes every lock stripe for writing once, in turn: when it returns, every keyed
+    /// command that was running when it was called has finished. Each wait lasts as long
+    /// as the commands running on one stripe (microseconds).
+    pub fn drain_stripes(&self) {
+        for s in self.stripes.iter() {
+            drop(s.0.write());
+        }
+    }
+
     /// Whether membership is replicated (slots can migrate), as opposed to static.
     pub fn is_dynamic(&self) -> bool {
         self.raft.get().is_some()

@@ -597,7 +597,15 @@ fn shards(ctx: &mut Ctx<'_>, topology: &Topology) -> CommandResult {
             encode::write_bulk(ctx.out, b"replication-offset");
             encode::write_integer(ctx.out, 0);
             encode::write_bulk(ctx.out, b"health");
-            encode::write_bulk(ctx.out, b"online");
+            // A replica holds no data yet (replication is not built): not `online`.
+            encode::write_bulk(
+                ctx.out,
+                if peer.replica {
+                    b"loading".as_slice()
+                } else {
+                    b"online"
+                },
+            );
         }
     }
     Ok(())

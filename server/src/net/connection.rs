@@ -157,16 +157,35 @@ async fn read_loop(
             match decoder.decode(input) {
                 Ok(Some(args)) => {
                     if let Some(cluster) = &node.cluster {
-                        // A slot whose keys are being handed over: wait until it is done.
-                        if cluster.frozen.any() {
+                        // A slot whose keys are being handed over: wait until it is done,
+                        // with the replies so far sent.
+                        let paused = cluster.frozen.any()
+                            && command::first_key_slot(&args)
+                                .is_some_and(|slot| cluster.frozen.contains(slot));
+                        if paused {
+                            if let Err(e) = write_out(socket, output, &handle).await {
+                                return Close::Io(e);
+                            }
                             if let Some(slot) = command::first_key_slot(&args) {
-                                cluster.frozen.wait(slot).await;
+                                tokio::select! {
+                                    _ = cluster.frozen.wait(slot) => {}
+                                    _ = shutdown.cancelled() => return Close::Normal,
+                                    _ = handle.kill.cancelled() => return Close::Normal,
+                                }
                             }
                         }
                     }
                     command::dispatch(node, session, args, output);
                     if let Some(deferred) = session.deferred.take() {
-                        output.extend_from_slice(&deferred.0.await);
+                        // A cluster change waiting to commit: send what is ready first.
+                        if let Err(e) = write_out(socket, output, &handle).await {
+                            return Close::Io(e);
+                        }
+                        tokio::select! {
+                            reply = deferred.0 => output.extend_from_slice(&reply),
+                            _ = shutdown.cancelled() => return Close::Normal,
+                            _ = handle.kill.cancelled() => return Close::Normal,
+                        }
                     }
                     // Between requests the decoder holds no state: swap it when the
                     // limits changed (AUTH, RESET, CONFIG SET proto-max-bulk-len).
