@@ -484,7 +484,10 @@ mod tests {
             let from = c.owners[usize::from(s.get())];
             let to = target.owner(s).get();
             if from != to {
-                moves.entry((from, to)).or_default().push(u32::from(s.get()));
+                moves
+                    .entry((from, to))
+                    .or_default()
+                    .push(u32::from(s.get()));
             }
         }
         for ((from, to), slots) in moves {
@@ -600,7 +603,11 @@ mod tests {
         }))
         .expect("applies");
         let owners = c.owner_map();
-        assert_eq!(owners.slot_count(ShardId::new(2)), 1, "only the targeted slot moved");
+        assert_eq!(
+            owners.slot_count(ShardId::new(2)),
+            1,
+            "only the targeted slot moved"
+        );
         assert_eq!(c.owners[to_two[0] as usize], 2);
         assert_eq!(c.owners[stays[0] as usize], 1);
         // The joining shard's primary owns almost nothing yet, but cannot be forgotten.
