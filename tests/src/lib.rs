@@ -274,6 +274,56 @@ pub fn run_tool(tool: &str, args: &[&str], stdin: &[u8]) -> ToolRun {
     }
 }
 
+/// Kills the node in `slot` (SIGKILL), reaps it and leaves the slot empty.
+fn kill_in(slot: &mut Option<ServerProcess>) {
+    if let Some(node) = slot.take() {
+        node.signal("KILL");
+        drop(node);
+    }
+}
+
+/// Calls `spawn` until a node starts (the port may linger briefly after a kill); panics
+/// naming `port` after the start timeout.
+fn respawn(port: u16, mut spawn: impl FnMut() -> Option<ServerProcess>) -> ServerProcess {
+    let deadline = Instant::now() + Duration::from_secs(START_TIMEOUT_SECS);
+    while Instant::now() < deadline {
+        if let Some(node) = spawn() {
+            return node;
+        }
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+    panic!("the node did not restart on port {port}");
+}
+
+/// Runs `redis-benchmark --cluster` (SET and GET, 2000 requests, 4 clients) against the
+/// cluster that the node on `port` belongs to, checks that it succeeded without an error
+/// and found `masters` masters, and returns what it printed.
+pub fn benchmark_cluster(port: u16, masters: usize) -> String {
+    let port = port.to_string();
+    let args = [
+        "--cluster",
+        "-p",
+        &port,
+        "-t",
+        "set,get",
+        "-n",
+        "2000",
+        "-c",
+        "4",
+        "-q",
+    ];
+    let out = run_tool("redis-benchmark", &args, b"");
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(out.status.success(), "redis-benchmark: {text}");
+    assert!(
+        text.contains(&format!("Cluster has {masters} master nodes")),
+        "{text}"
+    );
+    assert!(text.contains("SET: ") && text.contains("GET: "), "{text}");
+    assert!(!text.to_lowercase().contains("error"), "{text}");
+    text
+}
+
 /// Attempts at finding free ports that stay free until a static cluster's nodes bind them.
 const CLUSTER_START_ATTEMPTS: usize = 5;
 
@@ -363,24 +413,14 @@ impl StaticCluster {
 
     /// Kills node `i` (SIGKILL) and reaps it.
     pub fn kill(&mut self, i: usize) {
-        if let Some(node) = self.nodes[i].take() {
-            node.signal("KILL");
-            drop(node);
-        }
+        kill_in(&mut self.nodes[i]);
     }
 
     /// Starts node `i` again on its port, with its old settings (and empty data). Retries
     /// for a while: the port may linger briefly after the kill.
     pub fn restart(&mut self, i: usize) {
-        let deadline = Instant::now() + Duration::from_secs(START_TIMEOUT_SECS);
-        while Instant::now() < deadline {
-            if let Some(node) = self.spawn(i) {
-                self.nodes[i] = Some(node);
-                return;
-            }
-            std::thread::park_timeout(Duration::from_millis(50));
-        }
-        panic!("node {i} did not restart on port {}", self.ports[i]);
+        let node = respawn(self.ports[i], || self.spawn(i));
+        self.nodes[i] = Some(node);
     }
 }
 
@@ -497,24 +537,14 @@ impl DynamicCluster {
 
     /// Kills node `i` (SIGKILL) and reaps it; its data directory stays.
     pub fn kill(&mut self, i: usize) {
-        if let Some(node) = self.nodes[i].take() {
-            node.signal("KILL");
-            drop(node);
-        }
+        kill_in(&mut self.nodes[i]);
     }
 
     /// Starts node `i` again with its ports and data directory (its keys are gone: a cache
     /// keeps them in memory only). Retries while the port lingers after the kill.
     pub fn restart(&mut self, i: usize) {
-        let deadline = Instant::now() + Duration::from_secs(START_TIMEOUT_SECS);
-        while Instant::now() < deadline {
-            if let Some(node) = self.spawn(i, &[]) {
-                self.nodes[i] = Some(node);
-                return;
-            }
-            std::thread::park_timeout(Duration::from_millis(50));
-        }
-        panic!("node {i} did not restart on port {}", self.ports[i].0);
+        let node = respawn(self.ports[i].0, || self.spawn(i, &[]));
+        self.nodes[i] = Some(node);
     }
 
     /// `CLUSTER INFO` of node `i` as `field -> value`.

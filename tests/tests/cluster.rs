@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use cachalot_protocol::{key_slot, SLOT_COUNT};
 use cachalot_server::cluster::{node_id, parse_shard_list, ShardId, Topology};
-use cachalot_tests::{free_port, run_tool, ServerProcess, StaticCluster};
+use cachalot_tests::{benchmark_cluster, free_port, run_tool, ServerProcess, StaticCluster};
 use raw::{bulk_payload, elements, int_of, Raw};
 use redis::AsyncCommands;
 
@@ -505,33 +505,7 @@ async fn the_redis_crate_cluster_client_reads_and_writes_many_keys() {
 #[test]
 fn redis_benchmark_runs_in_cluster_mode() {
     let cluster = Cluster::start();
-    let port = cluster.nodes[0].port().to_string();
-    let out = run_tool(
-        "redis-benchmark",
-        &[
-            "--cluster",
-            "-p",
-            &port,
-            "-t",
-            "set,get",
-            "-n",
-            "2000",
-            "-c",
-            "4",
-            "-q",
-        ],
-        b"",
-    );
-    assert!(
-        out.status.success(),
-        "redis-benchmark: {}{}",
-        out.stdout,
-        out.stderr
-    );
-    let text = format!("{}{}", out.stdout, out.stderr);
-    assert!(text.contains("Cluster has 3 master nodes"), "{text}");
-    assert!(text.contains("SET: ") && text.contains("GET: "), "{text}");
-    assert!(!text.to_lowercase().contains("error"), "{text}");
+    benchmark_cluster(cluster.nodes[0].port(), NODES);
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use cachalot_protocol::{SlotId, SLOT_COUNT};
 use cachalot_server::cluster::{HashRing, RingConfig, ShardId, ShardSet};
-use cachalot_tests::{command, command_as, run_tool, DynamicCluster};
+use cachalot_tests::{benchmark_cluster, command, command_as, run_tool, DynamicCluster};
 use raw::{elements, int_of, Raw};
 use redis::AsyncCommands;
 
@@ -108,26 +108,7 @@ fn cluster_aware_tools_work_against_a_joined_cluster() {
     for (i, v) in values.iter().enumerate() {
         assert_eq!(*v, format!("v{i}"));
     }
-    let out = run_tool(
-        "redis-benchmark",
-        &[
-            "--cluster",
-            "-p",
-            &port,
-            "-t",
-            "set,get",
-            "-n",
-            "2000",
-            "-c",
-            "4",
-            "-q",
-        ],
-        b"",
-    );
-    let text = format!("{}{}", out.stdout, out.stderr);
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("Cluster has 3 master nodes"), "{text}");
-    assert!(!text.to_lowercase().contains("error"), "{text}");
+    benchmark_cluster(cluster.node(2).port(), 3);
 }
 
 #[test]

@@ -585,27 +585,18 @@ fn shards(ctx: &mut Ctx<'_>, topology: &Topology) -> CommandResult {
             encode::write_bulk(ctx.out, ip.as_bytes());
             encode::write_bulk(ctx.out, b"endpoint");
             encode::write_bulk(ctx.out, ip.as_bytes());
+            // A replica holds no data yet (replication is not built): not `online`.
+            let (role, health) = if peer.replica {
+                (b"replica".as_slice(), b"loading".as_slice())
+            } else {
+                (b"master".as_slice(), b"online".as_slice())
+            };
             encode::write_bulk(ctx.out, b"role");
-            encode::write_bulk(
-                ctx.out,
-                if peer.replica {
-                    b"replica".as_slice()
-                } else {
-                    b"master"
-                },
-            );
+            encode::write_bulk(ctx.out, role);
             encode::write_bulk(ctx.out, b"replication-offset");
             encode::write_integer(ctx.out, 0);
             encode::write_bulk(ctx.out, b"health");
-            // A replica holds no data yet (replication is not built): not `online`.
-            encode::write_bulk(
-                ctx.out,
-                if peer.replica {
-                    b"loading".as_slice()
-                } else {
-                    b"online"
-                },
-            );
+            encode::write_bulk(ctx.out, health);
         }
     }
     Ok(())
