@@ -420,3 +420,49 @@ async fn a_seed_that_refuses_connections_fails_connect_with_a_topology_error() {
         .expect("nothing listens");
     assert!(matches!(err, Error::Topology(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_slot_bouncing_between_nodes_is_followed_until_they_agree() {
+    // Two nodes that each say the other owns "k" for the first 20 GETs (a change applied
+    // on one and not yet on the other), then the second one serves it.
+    let gets = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let other = Arc::new(Mutex::new(None::<SocketAddr>));
+    let (a_gets, a_other) = (Arc::clone(&gets), Arc::clone(&other));
+    let (a, _) = fake_node(Arc::new(move |args, _| {
+        let peer = a_other.lock().expect("peer").expect("set");
+        if name_is(args, "CLUSTER") {
+            return all_slots_to(peer, &[]);
+        }
+        a_gets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let slot = key_slot(b"k").get();
+        format!("-MOVED {slot} {peer}\r\n").into_bytes()
+    }))
+    .await;
+    let b_gets = Arc::clone(&gets);
+    let (b, _) = fake_node(Arc::new(move |args, _| {
+        if name_is(args, "CLUSTER") {
+            return all_slots_to(a, &[]);
+        }
+        let n = b_gets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n < 20 {
+            let slot = key_slot(b"k").get();
+            return format!("-MOVED {slot} {a}\r\n").into_bytes();
+        }
+        bulk(b"agreed")
+    }))
+    .await;
+    *other.lock().expect("peer") = Some(b);
+    let client = Client::connect([a.to_string()]).await.expect("connect");
+    assert_eq!(
+        client
+            .get("k")
+            .await
+            .expect("followed to the end")
+            .as_deref(),
+        Some(&b"agreed"[..])
+    );
+    assert!(
+        client.metrics().redirects > 16,
+        "more redirects than followed at once"
+    );
+}

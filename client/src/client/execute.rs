@@ -23,9 +23,10 @@ const CACHING_YES: &[u8] = b"*3\r\n$6\r\nCLIENT\r\n$7\r\nCACHING\r\n$3\r\nYES\r\
 /// `ASKING`, sent right before a command that follows an `-ASK`.
 const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 
-/// Redirects one call follows before giving up (a slot bouncing between nodes means the
-/// map is changing faster than we can follow).
-const MAX_REDIRECTS: u32 = 16;
+/// Redirects one call follows at once; past this many (a slot bouncing between nodes
+/// that have not all applied a change yet), each redirect waits with backoff first, until
+/// the call's deadline.
+const MAX_REDIRECTS: u32 = 4;
 
 impl Inner {
     /// Runs `cmd` for `slot` (`None`: any primary) with redirects and retries until
@@ -104,7 +105,15 @@ impl Inner {
                     redirects += 1;
                     self.counters.redirects.fetch_add(1, Ordering::Relaxed);
                     if redirects > MAX_REDIRECTS {
-                        return Err(err);
+                        // Nodes sending the call back and forth: they disagree while a
+                        // change applies on some before others. Wait, then follow again,
+                        // until the deadline.
+                        // Short waits: such a disagreement lasts milliseconds.
+                        let wait = self.backoff(redirects.min(MAX_REDIRECTS + 2) - MAX_REDIRECTS);
+                        if Instant::now() + wait >= deadline {
+                            return Err(err);
+                        }
+                        tokio::time::sleep(wait).await;
                     }
                     let ask = matches!(err, Error::Ask { .. });
                     if !ask {
