@@ -37,6 +37,10 @@ const HEARTBEAT_TICKS: usize = 2;
 const INPUT_QUEUE: usize = 4096;
 /// Proposals waiting for their entry to apply.
 const MAX_PENDING: usize = 1024;
+/// How a proposal raft would not take starts its error.
+const NO_LEADER: &str = "no leader to take the change";
+/// Pause before proposing again a change raft would not take.
+const PROPOSE_RETRY: Duration = Duration::from_millis(100);
 /// How long a caller waits for its change to apply.
 pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -95,16 +99,29 @@ impl RaftHandle {
     /// The configuration's refusal, or why it could not be proposed or did not apply in
     /// [`PROPOSE_TIMEOUT`].
     pub async fn propose(&self, op: Op) -> Result<(), String> {
-        let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(Input::Propose { op, reply }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err("cluster configuration is busy".into()),
-            Err(TrySendError::Disconnected(_)) => return Err("cluster node stopped".into()),
-        }
-        match tokio::time::timeout(PROPOSE_TIMEOUT, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err("the change was dropped (no leader?)".into()),
-            Err(_) => Err("the change did not commit in time (no leader?)".into()),
+        let deadline = tokio::time::Instant::now() + PROPOSE_TIMEOUT;
+        loop {
+            let (reply, rx) = oneshot::channel();
+            match self.tx.try_send(Input::Propose {
+                op: op.clone(),
+                reply,
+            }) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => return Err("cluster configuration is busy".into()),
+                Err(TrySendError::Disconnected(_)) => return Err("cluster node stopped".into()),
+            }
+            let result = match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err("the change was dropped (no leader?)".into()),
+                Err(_) => Err("the change did not commit in time (no leader?)".into()),
+            };
+            // Raft refused to take it (no leader known right now, as during an election):
+            // it was never appended, so asking again is safe.
+            let dropped = result.as_ref().is_err_and(|e| e.starts_with(NO_LEADER));
+            if !dropped || tokio::time::Instant::now() + PROPOSE_RETRY >= deadline {
+                return result;
+            }
+            tokio::time::sleep(PROPOSE_RETRY).await;
         }
     }
 
@@ -260,7 +277,7 @@ impl Worker {
                         self.pending.insert(request, reply);
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(format!("no leader to take the change ({e})")));
+                        let _ = reply.send(Err(format!("{NO_LEADER} ({e})")));
                     }
                 }
             }
