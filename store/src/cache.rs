@@ -146,6 +146,42 @@ impl<K, V> Clone for Cache<K, V> {
     }
 }
 
+/// A handle on a [`Cache`] that does not keep it alive ([`Cache::downgrade`]): for a
+/// removal listener that must read the cache it belongs to without a reference cycle.
+pub struct WeakCache<K, V> {
+    inner: std::sync::Weak<Inner<K, V>>,
+}
+
+impl<K, V> Clone for WeakCache<K, V> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: std::sync::Weak::clone(&self.inner),
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for WeakCache<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WeakCache")
+    }
+}
+
+impl<K, V> WeakCache<K, V> {
+    /// The cache, unless every [`Cache`] handle on it was dropped.
+    pub fn upgrade(&self) -> Option<Cache<K, V>> {
+        self.inner.upgrade().map(|inner| Cache { inner })
+    }
+}
+
+impl<K, V> Cache<K, V> {
+    /// A handle that does not keep the cache alive.
+    pub fn downgrade(&self) -> WeakCache<K, V> {
+        WeakCache {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+}
+
 impl<K, V> fmt::Debug for Cache<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")

@@ -134,7 +134,7 @@ mod stats;
 
 #[doc(hidden)]
 pub use cache::ExpiredUsage;
-pub use cache::{Cache, CacheBuilder};
+pub use cache::{Cache, CacheBuilder, WeakCache};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use entry::{Entry, EntryInfo};
 pub use error::Error;

@@ -648,3 +648,58 @@ fn insert_by_reference_reports_replacements_and_respects_the_bound() {
         .is_err());
     assert_eq!(cache.get("k"), Some(vec![2; 20]));
 }
+
+#[test]
+fn inspect_sees_the_live_state_with_its_expiry_and_records_no_access() {
+    let clock = Arc::new(ManualClock::new(1_000));
+    let cache: Cache<String, u32> = Cache::builder()
+        .clock(clock.clone())
+        .build()
+        .expect("cache");
+    cache.insert("a".into(), 1).expect("insert");
+    cache
+        .insert_with_ttl("t".into(), 2, Duration::from_millis(500))
+        .expect("insert");
+    assert_eq!(
+        cache.inspect("a", |s| s.map(|(v, at)| (*v, at))),
+        Some((1, None))
+    );
+    assert_eq!(
+        cache.inspect("t", |s| s.map(|(v, at)| (*v, at))),
+        Some((2, Some(1_500)))
+    );
+    assert!(cache.inspect("missing", |s| s.is_none()));
+    assert_eq!(
+        cache.stats().hits + cache.stats().misses,
+        0,
+        "no access recorded"
+    );
+    clock.advance(Duration::from_millis(600));
+    assert!(
+        cache.inspect("t", |s| s.is_none()),
+        "an expired entry is not live"
+    );
+}
+
+#[test]
+fn scan_entries_gives_each_expiry_and_a_weak_handle_does_not_keep_the_cache() {
+    let cache: Cache<u32, u32> = Cache::builder().build().expect("cache");
+    cache.insert(1, 10).expect("insert");
+    cache
+        .insert_with_ttl(2, 20, Duration::from_secs(60))
+        .expect("insert");
+    let mut seen = Vec::new();
+    let mut cursor = 0;
+    loop {
+        cursor = cache.scan_entries(cursor, 16, |k, v, at| seen.push((*k, *v, at.is_some())));
+        if cursor == 0 {
+            break;
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, [(1, 10, false), (2, 20, true)]);
+    let weak = cache.downgrade();
+    assert!(weak.upgrade().is_some_and(|c| c.len() == 2));
+    drop(cache);
+    assert!(weak.upgrade().is_none());
+}

@@ -46,6 +46,17 @@ where
     /// `visit` runs with the shard locked (don't call into the cache from it). Expired
     /// entries met on the way are removed (reported `Expired`) instead of visited.
     pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&K, &V)) -> u64 {
+        self.scan_entries(cursor, count, |k, v, _| visit(k, v))
+    }
+
+    /// [`scan`](Self::scan) that also gives each entry's absolute expiry (unix
+    /// milliseconds, `None` for none), read under the same lock as the value.
+    pub fn scan_entries(
+        &self,
+        cursor: u64,
+        count: usize,
+        mut visit: impl FnMut(&K, &V, Option<u64>),
+    ) -> u64 {
         let inner = &*self.inner;
         let bits = inner.shard_bits;
         let shards = inner.shards.len();
@@ -70,7 +81,7 @@ where
                         }
                         Some(false) => {
                             if let Some(n) = shard.node(p) {
-                                visit(&n.key, &n.value);
+                                visit(&n.key, &n.value, expiry::decode(n.expire_at));
                             }
                         }
                         None => {}

@@ -69,6 +69,24 @@ where
         self.with_live(key, false, |n, _| f(&n.value))
     }
 
+    /// `f` applied to the live entry for `key` (its value and absolute expiry in unix
+    /// milliseconds) or to `None` if there is none, with the key's shard locked and no
+    /// access recorded. Because every write to the key takes the same lock, the calls for
+    /// one key see its states in the order they were written: a caller that records each
+    /// state from `f` (a replication stream) records them in that order.
+    pub fn inspect<Q, R>(&self, key: &Q, f: impl FnOnce(Option<(&V, Option<u64>)>) -> R) -> R
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.with_located(key, |shard, pos, _, _| {
+            let live = pos
+                .and_then(|p| shard.node(p))
+                .map(|n| (&n.value, expiry::decode(n.expire_at)));
+            f(live)
+        })
+    }
+
     /// Whether a live entry for `key` exists; no access recorded.
     pub fn contains<Q>(&self, key: &Q) -> bool
     where
