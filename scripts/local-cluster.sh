@@ -7,8 +7,7 @@
 # Usage: scripts/local-cluster.sh [N] [FIRST_PORT] [R]   (defaults: 3, 7001, 0)
 # Environment: CACHALOT_SERVER_BIN (default target/release/cachalot-server).
 #
-# Replicas join their shard's configuration (CLUSTER NODES/SLOTS/SHARDS list them) but do
-# not receive its data yet: replication is not built.
+# Replicas follow their shard's primary and take over if it fails (cluster-node-timeout).
 set -euo pipefail
 
 n="${1:-3}"

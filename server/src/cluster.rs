@@ -33,6 +33,7 @@
 
 pub mod bus;
 pub mod config;
+pub mod failover;
 pub mod membership;
 pub mod migrate;
 pub mod raft_node;

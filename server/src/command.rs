@@ -11,6 +11,7 @@ pub mod introspect;
 pub mod key_spec;
 pub mod keys;
 pub mod pubsub;
+pub mod replication;
 pub mod server;
 pub mod string;
 pub mod table;
@@ -201,7 +202,8 @@ pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: 
     let mut _slot_guard = None;
     if let Some(c) = &node.cluster {
         let asking = std::mem::take(&mut ctx.session.asking);
-        match cluster::route(node, c, asking, spec, &args) {
+        let replica_read = ctx.session.readonly && spec.flags.contains(Flags::READONLY);
+        match cluster::route(node, c, asking, replica_read, spec, &args) {
             Ok(guard) => _slot_guard = guard,
             Err(e) => {
                 node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
@@ -209,6 +211,11 @@ pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: 
                 return;
             }
         }
+    }
+    if let Some(e) = replication_refusal(node, spec) {
+        node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
+        ctx.error(&e);
+        return;
     }
     if spec.flags.contains(Flags::DENYOOM) && out_of_memory(node) {
         node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
@@ -236,6 +243,11 @@ pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: 
         node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
         ctx.error(&e);
     }
+    if ok && spec.flags.contains(Flags::WRITE) && node.repl.is_active() {
+        for k in key_spec::keys(spec, &args) {
+            node.repl.record(&node.store, k);
+        }
+    }
     if tracked {
         tracking::after_command(&mut ctx, spec, &args, ok);
     }
@@ -253,6 +265,26 @@ pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: 
             );
         }
     }
+}
+
+/// Why a replica refuses a command now: loading a snapshot (`-LOADING`), or a write from a
+/// client (`-READONLY`; in a cluster the routing answers `-MOVED` first).
+fn replication_refusal(node: &Node, spec: &CommandSpec) -> Option<CommandError> {
+    let repl = &node.repl;
+    if !repl.is_replica() {
+        return None;
+    }
+    if repl.is_loading() && !spec.flags.contains(Flags::LOADING) {
+        return Some(CommandError::Other(
+            "LOADING Redis is loading the dataset in memory".into(),
+        ));
+    }
+    if spec.flags.contains(Flags::WRITE) {
+        return Some(CommandError::Other(
+            "READONLY You can't write against a read only replica.".into(),
+        ));
+    }
+    None
 }
 
 /// The arguments as the slow log may keep them: passwords replaced, as Redis does.

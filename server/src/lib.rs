@@ -13,6 +13,8 @@
 //!   routes keys with (`command::cluster` answers `MOVED`, `CROSSSLOT` and `CLUSTER`).
 //! - [`command`]: the command table ([`command::table`]) and one file per family.
 //! - [`node`]: the state connections share; [`key`] and [`value`]: what the keyspace stores.
+//! - [`replication`]: the effect stream, its backlog, primary and replica links;
+//!   [`cluster::failover`]: heartbeats, failure detection and promotion.
 //! - [`config`]: defaults, TOML file, environment and flags; [`cron`]: active expiry.
 //!
 //! # Example
@@ -32,9 +34,8 @@
 //! commands (`MSET`, `MSETNX`, `RENAME`, `COPY`) are not atomic across keys.
 //!
 //! # Not here yet
-//! Cluster membership beyond a static shard list (raft, joining and leaving, slot
-//! migration and `-ASK`), `CLUSTER COUNTKEYSINSLOT`/`GETKEYSINSLOT`, replication, sharded pub/sub, transactions, scripting,
-//! lists, sets and sorted sets: those commands answer `-ERR unknown command`.
+//! Sharded pub/sub, transactions, scripting, lists, sets and sorted sets: those commands
+//! answer `-ERR unknown command`.
 
 #![warn(missing_docs)]
 
@@ -49,6 +50,7 @@ pub mod net;
 pub mod node;
 pub mod pattern;
 pub mod pubsub;
+pub mod replication;
 pub mod slowlog;
 pub mod tracking;
 pub mod value;

@@ -106,6 +106,18 @@ struct Args {
     /// Sample one keyed command in this many for hot-key detection.
     #[arg(long = "hotkeys-sample", env = "CACHALOT_HOTKEYS_SAMPLE")]
     hotkeys_sample: Option<String>,
+    /// Bytes of replication stream kept for partial resyncs (default 16mb).
+    #[arg(long = "repl-backlog-size", env = "CACHALOT_REPL_BACKLOG_SIZE")]
+    repl_backlog_size: Option<String>,
+    /// Replicate from the primary at "<host> <port>" (or <host>:<port>).
+    #[arg(long, env = "CACHALOT_REPLICAOF")]
+    replicaof: Option<String>,
+    /// The password this replica gives its primary.
+    #[arg(long, env = "CACHALOT_MASTERAUTH")]
+    masterauth: Option<String>,
+    /// Milliseconds without heartbeats after which a cluster node is failed (default 2000).
+    #[arg(long = "cluster-node-timeout", env = "CACHALOT_CLUSTER_NODE_TIMEOUT")]
+    cluster_node_timeout: Option<String>,
     /// Worker threads (default: one per available core).
     #[arg(long, env = "CACHALOT_THREADS")]
     threads: Option<usize>,
@@ -116,7 +128,7 @@ struct Args {
 
 impl Args {
     fn overrides(&self) -> Vec<(&'static str, &str)> {
-        let pairs: [(&'static str, &Option<String>); 28] = [
+        let pairs: [(&'static str, &Option<String>); 32] = [
             ("bind", &self.bind),
             ("port", &self.port),
             ("maxmemory", &self.maxmemory),
@@ -145,6 +157,10 @@ impl Args {
             ("hotkeys-min-rate", &self.hotkeys_min_rate),
             ("hotkeys-top-k", &self.hotkeys_top_k),
             ("hotkeys-sample", &self.hotkeys_sample),
+            ("repl-backlog-size", &self.repl_backlog_size),
+            ("replicaof", &self.replicaof),
+            ("masterauth", &self.masterauth),
+            ("cluster-node-timeout", &self.cluster_node_timeout),
         ];
         pairs
             .into_iter()

@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod listener;
+pub mod pause;
 pub mod push;
 pub mod registry;
 pub mod session;

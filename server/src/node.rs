@@ -8,8 +8,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use std::collections::VecDeque;
 
-use cachalot_store::{Cache, CacheStats, SystemClock};
+use cachalot_store::{Cache, CacheStats, SystemClock, WeakCache};
 use parking_lot::{Mutex, RwLock};
+use std::sync::OnceLock;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::config::ClusterConfig;
@@ -20,6 +21,7 @@ use crate::hotkeys::monitor::HotKeyMonitor;
 use crate::key::Key;
 use crate::net::registry::ClientRegistry;
 use crate::pubsub::PubSub;
+use crate::replication::Replication;
 use crate::slowlog::Slowlog;
 use crate::tracking::Tracking;
 use crate::value::{weigh, Value};
@@ -101,6 +103,10 @@ pub struct Node {
     pub tracking: Arc<Tracking>,
     /// Pub/sub subscribers.
     pub pubsub: PubSub,
+    /// Replication: the stream of effects, its backlog, the role and the links.
+    pub repl: Arc<Replication>,
+    /// `CLIENT PAUSE`.
+    pub pause: crate::net::pause::ClientPause,
     /// Recent (time, total commands) samples taken by the cron, for
     /// `instantaneous_ops_per_sec`; written by the cron only.
     ops_samples: Mutex<VecDeque<(Instant, u64)>>,
@@ -118,6 +124,11 @@ impl Node {
     pub fn new(config: Config, shutdown: CancellationToken) -> Result<Arc<Node>, Error> {
         let tracking = Arc::new(Tracking::new(config.tracking_table_max_keys));
         let listener = Arc::clone(&tracking);
+        let repl = Arc::new(Replication::new(config.repl_backlog_size));
+        // The listener reads the keyspace it belongs to (the state of a key it is told of),
+        // through a handle that does not keep the keyspace alive.
+        let weak_store: Arc<OnceLock<WeakCache<Key, Value>>> = Arc::default();
+        let (listener_repl, listener_store) = (Arc::clone(&repl), Arc::clone(&weak_store));
         let mut builder = Cache::<Key, Value>::builder()
             .weigher(weigh)
             // Runs after the shard lock is released. Writes announce their own keys from
@@ -125,6 +136,11 @@ impl Node {
             .removal_listener(move |key: &Key, _: &Value, cause| {
                 if cause.was_automatic() {
                     listener.invalidate_removed(key.as_bytes());
+                }
+                if listener_repl.records_removal(cause) {
+                    if let Some(store) = listener_store.get().and_then(WeakCache::upgrade) {
+                        listener_repl.record(&store, key.as_bytes());
+                    }
                 }
             })
             .policy(config.maxmemory_policy)
@@ -138,6 +154,10 @@ impl Node {
             builder = builder.shards(n);
         }
         let store = builder.build()?;
+        let _ = weak_store.set(store.downgrade());
+        if let Some(primary) = config.replicaof {
+            repl.follow(primary);
+        }
         let cluster = if config.cluster_dynamic() {
             // Unknown until the raft state is loaded (`cluster::membership::start`).
             let addr = std::net::SocketAddr::new(config.bind, config.port);
@@ -175,6 +195,8 @@ impl Node {
             hotkeys,
             tracking,
             pubsub: PubSub::default(),
+            repl,
+            pause: crate::net::pause::ClientPause::default(),
             ops_samples: Mutex::new(VecDeque::with_capacity(OPS_SAMPLES)),
         }))
     }

@@ -48,7 +48,7 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct BusFrame {
     /// What it carries.
-    #[prost(oneof = "Frame", tags = "1, 2, 3, 4")]
+    #[prost(oneof = "Frame", tags = "1, 2, 3, 4, 5")]
     pub frame: Option<Frame>,
 }
 
@@ -69,6 +69,33 @@ pub enum Frame {
     /// The answer to an import.
     #[prost(message, tag = "4")]
     Ack(ImportAck),
+    /// A node's periodic sign of life, with its replication offset.
+    #[prost(message, tag = "5")]
+    Heartbeat(Heartbeat),
+}
+
+/// What every node sends every other node every
+/// [`HEARTBEAT_INTERVAL`](super::failover::HEARTBEAT_INTERVAL): the raft leader fails a
+/// primary it has not heard from for `cluster-node-timeout`, and promotes the replica with
+/// the highest offset.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Heartbeat {
+    /// The sender's raft id.
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    /// The replication offset it has (applied, on a replica).
+    #[prost(uint64, tag = "2")]
+    pub offset: u64,
+    /// When it was sent, on the sender's monotonic clock (milliseconds).
+    #[prost(uint64, tag = "3")]
+    pub sent_ms: u64,
+    /// The newest `sent_ms` the sender has received from the recipient: proof, on the
+    /// recipient's own clock, that the sender was alive after that time.
+    #[prost(uint64, tag = "4")]
+    pub echo_ms: u64,
+    /// Who the sender takes for the raft leader (0: nobody).
+    #[prost(uint64, tag = "5")]
+    pub leader: u64,
 }
 
 /// The first frame of every bus connection: who is on the other end.
@@ -158,12 +185,21 @@ pub async fn serve(
             if let Ok(addr) = h.bus_addr.parse() {
                 peers.learn(h.id, addr);
             }
+            let hello_id = h.id;
             loop {
                 let frame = tokio::select! {
                     _ = shutdown.cancelled() => return,
                     f = next_frame(&mut conn) => f,
                 };
                 match frame {
+                    Some(Frame::Heartbeat(h)) => {
+                        // Only the node this connection said hello as may speak for itself.
+                        if h.id == hello_id {
+                            if let Some(c) = &node.cluster {
+                                c.liveness.saw(&h);
+                            }
+                        }
+                    }
                     Some(Frame::Raft(m)) => {
                         if let Some(r) = node.cluster.as_ref().and_then(|c| c.raft.get()) {
                             r.step(m);
@@ -187,7 +223,7 @@ pub struct Peers {
     /// What this node says first on every connection.
     pub hello: Hello,
     addrs: Mutex<HashMap<u64, SocketAddr>>,
-    queues: Mutex<HashMap<u64, (SocketAddr, mpsc::Sender<raft::eraftpb::Message>)>>,
+    queues: Mutex<HashMap<u64, (SocketAddr, mpsc::Sender<Frame>)>>,
     runtime: tokio::runtime::Handle,
     shutdown: CancellationToken,
 }
@@ -224,7 +260,12 @@ impl Peers {
     /// Queues a raft message for its peer; dropped when the peer is unknown or its queue
     /// is full (raft sends again).
     pub fn send(&self, msg: raft::eraftpb::Message) {
-        let to = msg.to;
+        self.send_frame(msg.to, Frame::Raft(msg));
+    }
+
+    /// Queues a frame for peer `to`; dropped when the peer is unknown or its queue is full
+    /// (everything sent this way is sent again).
+    pub fn send_frame(&self, to: u64, msg: Frame) {
         let Some(addr) = self.addrs.lock().get(&to).copied() else {
             return;
         };
@@ -253,7 +294,7 @@ impl Peers {
 async fn peer_loop(
     addr: SocketAddr,
     hello: Hello,
-    mut queue: mpsc::Receiver<raft::eraftpb::Message>,
+    mut queue: mpsc::Receiver<Frame>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -291,11 +332,11 @@ async fn peer_loop(
                 m = queue.recv() => m,
             };
             let Some(msg) = msg else { return };
-            if conn.feed(encode(Frame::Raft(msg))).await.is_err() {
+            if conn.feed(encode(msg)).await.is_err() {
                 break;
             }
             while let Ok(more) = queue.try_recv() {
-                if conn.feed(encode(Frame::Raft(more))).await.is_err() {
+                if conn.feed(encode(more)).await.is_err() {
                     break;
                 }
             }

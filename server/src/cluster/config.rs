@@ -99,7 +99,7 @@ pub struct ClusterConfig {
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Proposal {
     /// The change.
-    #[prost(oneof = "Op", tags = "1, 2, 3, 4, 5")]
+    #[prost(oneof = "Op", tags = "1, 2, 3, 4, 5, 6")]
     pub op: Option<Op>,
 }
 
@@ -122,6 +122,24 @@ pub enum Op {
     /// Slots whose keys have all been streamed change owner.
     #[prost(message, tag = "5")]
     SlotsMoved(SlotsMoved),
+    /// A replica becomes its shard's primary; the primary becomes a replica.
+    #[prost(message, tag = "6")]
+    Failover(Failover),
+}
+
+/// See [`Op::Failover`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Failover {
+    /// The shard.
+    #[prost(uint64, tag = "1")]
+    pub shard: u64,
+    /// The primary being replaced: the change applies only while it still is the
+    /// primary, so a late or repeated proposal changes nothing.
+    #[prost(uint64, tag = "2")]
+    pub from: u64,
+    /// The replica promoted.
+    #[prost(uint64, tag = "3")]
+    pub to: u64,
 }
 
 /// See [`Op::Join`].
@@ -210,6 +228,12 @@ pub enum ConfigError {
     /// A join past the shard limit.
     #[error("the cluster has the most shards it can have ({MAX_SHARDS})")]
     TooManyShards,
+    /// A failover whose primary is not the shard's primary any more.
+    #[error("shard {0} has another primary now")]
+    StaleFailover(u64),
+    /// A failover to a node that is not a replica of the shard.
+    #[error("node {0} is not a replica of shard {1}")]
+    NotAReplica(u64, u64),
     /// A malformed entry (missing fields, bad address).
     #[error("malformed change: {0}")]
     Malformed(&'static str),
@@ -320,6 +344,26 @@ impl ClusterConfig {
                 self.nodes.retain(|n| n.id != f.node);
                 if !self.nodes.iter().any(|n| n.shard == shard) {
                     self.shards.retain(|s| s.id != shard);
+                }
+            }
+            Op::Failover(f) => {
+                let primary = self.primary_of(f.shard).map(|n| n.id);
+                if primary != Some(f.from) {
+                    return Err(ConfigError::StaleFailover(f.shard));
+                }
+                let ok = self
+                    .node(f.to)
+                    .is_some_and(|n| n.shard == f.shard && n.replica);
+                if !ok {
+                    return Err(ConfigError::NotAReplica(f.to, f.shard));
+                }
+                let epoch = self.epoch + 1;
+                for n in self.nodes.iter_mut().filter(|n| n.shard == f.shard) {
+                    n.replica = n.id != f.to;
+                    if n.id == f.to {
+                        // A new config epoch, as Redis Cluster gives a promoted replica.
+                        n.epoch = epoch;
+                    }
                 }
             }
             Op::SlotsMoved(m) => {
@@ -522,6 +566,44 @@ mod tests {
         assert_eq!(c.owner_map(), c.target_map());
         assert_eq!(c.keys_moved, pending as u64);
         c.apply(&join(11, 7002)).expect("joins now");
+    }
+
+    #[test]
+    fn a_failover_swaps_roles_within_the_shard_once() {
+        let mut c = ClusterConfig::bootstrap(node(1, 7000));
+        for (id, port) in [(2, 7001), (3, 7002)] {
+            c.apply(&Op::Join(Join {
+                node: Some(node(id, port)),
+                weight: 0,
+                replica_of: 1,
+            }))
+            .expect("replica joins");
+        }
+        let owners = c.owners.clone();
+        let f = Op::Failover(Failover {
+            shard: 1,
+            from: 1,
+            to: 3,
+        });
+        c.apply(&f).expect("fails over");
+        assert_eq!(c.primary_of(1).map(|n| n.id), Some(3));
+        assert!(
+            c.node(1).is_some_and(|n| n.replica),
+            "the old primary stays, a replica"
+        );
+        assert!(c.node(2).is_some_and(|n| n.replica));
+        assert_eq!(c.owners, owners, "failover moves no slot");
+        let epoch = c.node(3).map(|n| n.epoch);
+        assert_eq!(epoch, Some(c.epoch));
+        // The same proposal again (a leader retrying) is refused: 1 is no longer primary.
+        assert_eq!(c.apply(&f), Err(ConfigError::StaleFailover(1)));
+        // Only a replica of the shard can be promoted.
+        let bad = Op::Failover(Failover {
+            shard: 1,
+            from: 3,
+            to: 3,
+        });
+        assert_eq!(c.apply(&bad), Err(ConfigError::NotAReplica(3, 1)));
     }
 
     #[test]

@@ -177,6 +177,15 @@ pub async fn start(
     if cluster.raft.set(handle).is_err() {
         warn!("raft already started");
     }
+    // Writes wait until this node knows it is in touch with the leader.
+    cluster
+        .writable_until
+        .store(0, std::sync::atomic::Ordering::Relaxed);
+    tracker.spawn(super::failover::run(
+        Arc::clone(node),
+        Arc::clone(&peers),
+        shutdown.child_token(),
+    ));
     tracker.spawn(bus::serve(
         bus_listener,
         Arc::clone(node),
@@ -276,11 +285,21 @@ fn retryable(line: &str) -> bool {
 
 /// Sends one command to `addr` (after `AUTH password`, if given) and reads its one-line
 /// reply (or the `AUTH` error).
-async fn request(
+pub(crate) async fn request(
     addr: SocketAddr,
     password: Option<&str>,
     args: &[String],
 ) -> std::io::Result<String> {
+    Ok(request_lines(addr, password, args, 1).await?.join("\n"))
+}
+
+/// Like [`request`], reading `lines` reply lines (a short array reply, line by line).
+pub(crate) async fn request_lines(
+    addr: SocketAddr,
+    password: Option<&str>,
+    args: &[String],
+    lines: usize,
+) -> std::io::Result<Vec<String>> {
     let encode = |args: &[&str]| {
         let mut out = format!("*{}\r\n", args.len());
         for a in args {
@@ -302,10 +321,18 @@ async fn request(
     if password.is_some() {
         reader.read_line(&mut line).await?;
         if !line.starts_with("+OK") {
-            return Ok(line.trim_end().to_string());
+            return Ok(vec![line.trim_end().to_string()]);
         }
         line.clear();
     }
-    reader.read_line(&mut line).await?;
-    Ok(line.trim_end().to_string())
+    let mut out = Vec::with_capacity(lines);
+    for _ in 0..lines {
+        line.clear();
+        reader.read_line(&mut line).await?;
+        out.push(line.trim_end().to_string());
+        if out.len() == 1 && line.starts_with('-') {
+            break;
+        }
+    }
+    Ok(out)
 }

@@ -205,6 +205,7 @@ pub fn import(node: &Node, batch: ImportBatch) -> ImportAck {
             e.set_expire_at(expire_at);
             true
         });
+        node.repl.record(&node.store, &item.key);
         match done {
             Ok(true) => inserted += 1,
             Ok(false) => {}
@@ -449,6 +450,7 @@ async fn hand_over(
         for k in group.iter().flat_map(|(_, keys)| keys) {
             if node.store.remove(k).is_some() {
                 node.tracking.invalidate_removed(k.as_bytes());
+                node.repl.record(&node.store, k.as_bytes());
             }
         }
     }

@@ -31,6 +31,13 @@ pub struct Cluster {
     stripes: Box<[Stripe]>,
     /// The raft node, for a cluster whose membership is replicated (unset when static).
     pub raft: OnceLock<RaftHandle>,
+    /// When each node was last heard from (dynamic clusters).
+    pub liveness: super::failover::Liveness,
+    /// Until when this node may take writes, in [`clock_millis`]: the last evidence that
+    /// it is on the majority side (see [`super::failover`]) plus the node timeout, so it
+    /// expires by itself when that evidence stops, however late the task that renews it
+    /// runs. `u64::MAX` in a static cluster.
+    pub writable_until: AtomicU64,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -52,6 +59,8 @@ impl Cluster {
             migration: MigrationStats::default(),
             stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
             raft: OnceLock::new(),
+            liveness: super::failover::Liveness::default(),
+            writable_until: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -91,10 +100,21 @@ impl Cluster {
         self.raft.get().is_some()
     }
 
+    /// Whether this node may take writes now.
+    pub fn writable(&self) -> bool {
+        clock_millis() < self.writable_until.load(Ordering::Relaxed)
+    }
+
     /// A receiver that sees every topology change.
     pub fn watch(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }
+}
+
+/// Milliseconds on a monotonic clock that starts with the process.
+pub fn clock_millis() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    u64::try_from(START.get_or_init(Instant::now).elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Lock stripes over the slots.

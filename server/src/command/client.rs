@@ -25,6 +25,8 @@ pub static SUBCOMMANDS: &[Subcommand] = &[
     Subcommand { name: "caching", arity: 3, key: 0, summary: "Instructs the server whether to track the keys in the next request.", syntax: "YES | NO" },
     Subcommand { name: "trackinginfo", arity: 2, key: 0, summary: "Returns information about server-assisted client-side caching for the connection.", syntax: "" },
     Subcommand { name: "getredir", arity: 2, key: 0, summary: "Returns the client ID to which the connection's tracking notifications are redirected.", syntax: "" },
+    Subcommand { name: "pause", arity: -3, key: 0, summary: "Suspends commands processing.", syntax: "timeout [WRITE | ALL]" },
+    Subcommand { name: "unpause", arity: 2, key: 0, summary: "Resumes processing commands from paused clients.", syntax: "" },
     HELP_SUBCOMMAND,
 ];
 
@@ -64,6 +66,10 @@ const HELP: &[&str] = &[
     "      Return clients of specified type.",
     "    * ID <client-id> [<client-id> ...]",
     "      Return clients of specified IDs only.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Suspend all, or just write, clients for <timeout> milliseconds.",
+    "UNPAUSE",
+    "    Stop the current client pause, resuming traffic.",
     "SETNAME <name>",
     "    Assign the name <name> to the current connection.",
     "SETINFO <option> <value>",
@@ -115,6 +121,25 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         ctx.verbatim(line.as_bytes())
     } else if is(sub, "kill") {
         kill(ctx, &args[2..])
+    } else if is(sub, "pause") {
+        let timeout = int_arg(&args[2]).map_err(|_| {
+            CommandError::Other("ERR timeout is not an integer or out of range".into())
+        })?;
+        let timeout = u64::try_from(timeout)
+            .map_err(|_| CommandError::Other("ERR timeout is negative".into()))?;
+        let writes_only = match args.get(3) {
+            None => false,
+            Some(a) if is(a, "all") && args.len() == 4 => false,
+            Some(a) if is(a, "write") && args.len() == 4 => true,
+            Some(_) => return Err(CommandError::Syntax),
+        };
+        ctx.node
+            .pause
+            .pause(std::time::Duration::from_millis(timeout), writes_only);
+        ctx.ok()
+    } else if is(sub, "unpause") {
+        ctx.node.pause.unpause();
+        ctx.ok()
     } else if is(sub, "setinfo") {
         setinfo(ctx, &args[2], &args[3])
     } else if is(sub, "tracking") {
@@ -136,16 +161,16 @@ fn list(ctx: &mut Ctx<'_>, opts: &[Bytes]) -> CommandResult {
     while i < opts.len() {
         if is(&opts[i], "type") && i + 1 < opts.len() {
             let t = &opts[i + 1];
-            if !(is(t, "normal") || is(t, "master") || is(t, "replica") || is(t, "pubsub")) {
-                return Err(CommandError::Other(format!(
-                    "ERR Unknown client type '{}'",
-                    String::from_utf8_lossy(t)
-                )));
-            }
-            // Every client here is a normal one.
-            if !is(t, "normal") {
-                ids = Some(Vec::new());
-            }
+            let kind = client_type(t)?;
+            let matching = ctx
+                .node
+                .clients
+                .snapshot()
+                .iter()
+                .filter(|c| kind.matches(c))
+                .map(|c| c.id.0)
+                .collect();
+            ids = Some(matching);
             i += 2;
         } else if is(&opts[i], "id") && i + 1 < opts.len() {
             let mut v = Vec::new();
@@ -217,11 +242,53 @@ fn describe(c: &ClientHandle) -> String {
     s
 }
 
+/// A `TYPE` of `CLIENT LIST` / `CLIENT KILL`.
+#[derive(Clone, Copy)]
+enum ClientType {
+    Normal,
+    Replica,
+    Master,
+    Pubsub,
+}
+
+impl ClientType {
+    fn matches(self, c: &ClientHandle) -> bool {
+        let replica = c.replica.load(Ordering::Relaxed);
+        match self {
+            ClientType::Normal => !replica && !c.is_subscribed(),
+            ClientType::Replica => replica,
+            // The link to this node's own primary is not a client connection.
+            ClientType::Master => false,
+            ClientType::Pubsub => c.is_subscribed(),
+        }
+    }
+}
+
+fn client_type(t: &[u8]) -> Result<ClientType, CommandError> {
+    if is(t, "normal") {
+        Ok(ClientType::Normal)
+    } else if is(t, "replica") || is(t, "slave") {
+        Ok(ClientType::Replica)
+    } else if is(t, "master") {
+        Ok(ClientType::Master)
+    } else if is(t, "pubsub") {
+        Ok(ClientType::Pubsub)
+    } else {
+        Err(CommandError::Other(format!(
+            "ERR Unknown client type '{}'",
+            String::from_utf8_lossy(t)
+        )))
+    }
+}
+
 /// `flags=` of `CLIENT LIST`, in Redis's order: `P` subscribed, `t` tracking, `R` broken
 /// redirect, `B` broadcasting; `N` for none.
 fn flags_of(c: &ClientHandle) -> String {
     let tracking = c.tracking.load(Ordering::Relaxed);
     let mut f = String::new();
+    if c.replica.load(Ordering::Relaxed) {
+        f.push('S');
+    }
     if c.is_subscribed() {
         f.push('P');
     }
@@ -280,18 +347,8 @@ fn kill(ctx: &mut Ctx<'_>, opts: &[Bytes]) -> CommandResult {
                 c.laddr.to_string().as_bytes() == &val[..]
             }));
         } else if is(opt, "type") {
-            if !(is(&val, "normal")
-                || is(&val, "master")
-                || is(&val, "replica")
-                || is(&val, "pubsub"))
-            {
-                return Err(CommandError::Other(format!(
-                    "ERR Unknown client type '{}'",
-                    String::from_utf8_lossy(&val)
-                )));
-            }
-            let normal = is(&val, "normal");
-            filters.push(Box::new(move |_| normal));
+            let kind = client_type(&val)?;
+            filters.push(Box::new(move |c| kind.matches(c)));
         } else if is(opt, "user") {
             filters.push(Box::new(move |_| &val[..] == b"default"));
         } else if is(opt, "skipme") {

@@ -12,7 +12,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::key_spec;
 use super::keys::{check_subcommand, help_reply};
-use super::table::{CommandSpec, Subcommand, HELP_SUBCOMMAND};
+use super::table::{CommandSpec, Flags, Subcommand, HELP_SUBCOMMAND};
 use super::{int_arg, is, CommandResult, Ctx};
 use parking_lot::RwLockReadGuard;
 
@@ -110,6 +110,13 @@ pub static SUBCOMMANDS: &[Subcommand] = &[
         syntax: "shard",
     },
     Subcommand {
+        name: "failover",
+        arity: -2,
+        key: 0,
+        summary: "Forces a replica to perform a manual failover of its master.",
+        syntax: "[FORCE | TAKEOVER]",
+    },
+    Subcommand {
         name: "forget",
         arity: 3,
         key: 0,
@@ -127,6 +134,8 @@ const CLUSTER_HELP: &[&str] = &[
     "    Return key names stored by current node in a slot.",
     "INFO",
     "    Return information about the cluster.",
+    "FAILOVER [FORCE|TAKEOVER]",
+    "    Promote current replica node to being a master.",
     "FORGET <node-id>",
     "    Remove a node that serves no slot from the cluster.",
     "JOIN <raft-id> <ip:port> <bus-port> [WEIGHT <weight> | REPLICAOF <shard>]",
@@ -163,6 +172,7 @@ pub fn route<'a>(
     node: &'a Node,
     cluster: &'a Cluster,
     asking: bool,
+    replica_read: bool,
     spec: &CommandSpec,
     args: &[Bytes],
 ) -> Result<Option<RwLockReadGuard<'a, ()>>, CommandError> {
@@ -181,9 +191,21 @@ pub fn route<'a>(
         None
     };
     let topology = cluster.topology_guard();
+    if replica_read && topology.myself().replica {
+        // READONLY: a replica serves reads of its shard's slots.
+        let slot = key_slot(first);
+        let same_slot = key_spec::keys(spec, args).all(|k| key_slot(k) == slot);
+        if same_slot && topology.slot_map().owner(slot) == topology.myself().peer.id {
+            return Ok(guard);
+        }
+    }
     topology
         .route_with(keys.map(|k| k.as_ref()), asking, |k| node.store.contains(k))
         .map_err(redirect_error)?;
+    if spec.flags.contains(Flags::WRITE) && !cluster.writable() {
+        // Cut off from the majority: another node may be taking these slots over.
+        return Err(CommandError::ClusterDown);
+    }
     Ok(guard)
 }
 
@@ -212,6 +234,32 @@ fn cluster_of<'a>(ctx: &Ctx<'a>) -> Result<&'a Cluster, CommandError> {
         .cluster
         .as_ref()
         .ok_or(CommandError::ClusterDisabled)
+}
+
+/// A node's `health` and replication offset as `CLUSTER SHARDS` reports them: this node
+/// from its own state, others from their heartbeats (`fail` when silent past the node
+/// timeout; a static cluster has no heartbeats and reports its peers `online`).
+fn health_of(node: &Node, topology: &Topology, peer: &PeerInfo) -> (&'static [u8], u64) {
+    use crate::replication::LinkState;
+    if peer.raft_id == topology.myself().raft_id {
+        let health: &[u8] = if node.repl.is_replica() && node.repl.link().0 != LinkState::Connected
+        {
+            b"loading"
+        } else {
+            b"online"
+        };
+        return (health, node.repl.offset());
+    }
+    let Some(cluster) = node.cluster.as_ref().filter(|c| c.is_dynamic()) else {
+        return (b"online", 0);
+    };
+    match cluster.liveness.get(peer.raft_id) {
+        Some(seen) if seen.at.elapsed() < node.config.cluster_node_timeout => {
+            (b"online", seen.offset)
+        }
+        Some(seen) => (b"fail", seen.offset),
+        None => (b"loading", 0),
+    }
 }
 
 /// `CLUSTER`: see the command table for syntax.
@@ -246,6 +294,30 @@ pub fn cluster(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         shards(ctx, topology)
     } else if is(sub, "nodes") {
         ctx.verbatim(nodes_text(topology).as_bytes())
+    } else if is(sub, "failover") {
+        let force = match args.get(2) {
+            None => false,
+            Some(a) if args.len() == 3 && (is(a, "force") || is(a, "takeover")) => true,
+            Some(_) => return Err(CommandError::Syntax),
+        };
+        if state.raft.get().is_none() {
+            return Err(CommandError::Other(
+                "ERR this is a static cluster (cluster-shards); it has no replicas".into(),
+            ));
+        }
+        if !topology.myself().replica {
+            return Err(CommandError::Other(
+                "ERR You should send CLUSTER FAILOVER to a replica".into(),
+            ));
+        }
+        let node = std::sync::Arc::clone(ctx.node);
+        ctx.session.deferred = Some(Deferred(Box::pin(async move {
+            match crate::cluster::failover::manual(node, force).await {
+                Ok(()) => Bytes::from_static(b"+OK\r\n"),
+                Err(e) => Bytes::from(format!("-ERR {}\r\n", e.replace(['\r', '\n'], " "))),
+            }
+        })));
+        Ok(())
     } else if is(sub, "join") || is(sub, "reweight") || is(sub, "removeshard") || is(sub, "forget")
     {
         let op = change_of(topology, args)?;
@@ -418,8 +490,10 @@ fn off_the_worker<R>(walk: impl FnOnce() -> R) -> R {
 
 /// `READONLY` and `READWRITE`: accepted in cluster mode, and nothing changes: replicas
 /// serve no reads yet (replication is not built).
-pub fn accept(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
+pub fn accept(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     cluster_of(ctx)?;
+    // READONLY lets this connection read from a replica; READWRITE takes that back.
+    ctx.session.readonly = is(&args[0], "readonly");
     ctx.ok()
 }
 
@@ -455,7 +529,8 @@ pub fn info_text(topology: &Topology, state: Option<&Cluster>) -> String {
         ("cluster_stats_messages_received", 0),
         ("total_cluster_links_buffer_limit_exceeded", 0),
     ];
-    out.push_str(if known {
+    let writable = state.is_none_or(Cluster::writable);
+    out.push_str(if known && writable {
         "cluster_state:ok\r\n"
     } else {
         "cluster_state:fail\r\n"
@@ -585,16 +660,16 @@ fn shards(ctx: &mut Ctx<'_>, topology: &Topology) -> CommandResult {
             encode::write_bulk(ctx.out, ip.as_bytes());
             encode::write_bulk(ctx.out, b"endpoint");
             encode::write_bulk(ctx.out, ip.as_bytes());
-            // A replica holds no data yet (replication is not built): not `online`.
-            let (role, health) = if peer.replica {
-                (b"replica".as_slice(), b"loading".as_slice())
+            let (health, offset) = health_of(ctx.node, topology, peer);
+            let role = if peer.replica {
+                b"replica".as_slice()
             } else {
-                (b"master".as_slice(), b"online".as_slice())
+                b"master".as_slice()
             };
             encode::write_bulk(ctx.out, b"role");
             encode::write_bulk(ctx.out, role);
             encode::write_bulk(ctx.out, b"replication-offset");
-            encode::write_integer(ctx.out, 0);
+            encode::write_integer(ctx.out, i64::try_from(offset).unwrap_or(i64::MAX));
             encode::write_bulk(ctx.out, b"health");
             encode::write_bulk(ctx.out, health);
         }

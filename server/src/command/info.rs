@@ -270,22 +270,76 @@ fn stats(node: &Node, out: &mut String) {
 }
 
 fn replication(node: &Node, out: &mut String) {
+    use crate::replication::{millis_since, LinkState, Role};
+    let repl = &node.repl;
+    let (first, end, histlen, size) = repl.backlog_info();
     out.push_str("# Replication\r\n");
-    field!(out, "role", "master");
-    field!(out, "connected_slaves", 0);
+    match repl.role() {
+        Role::Primary => {
+            field!(out, "role", "master");
+        }
+        Role::Replica(primary) => {
+            let (link, since) = repl.link();
+            field!(out, "role", "slave");
+            field!(out, "master_host", primary.ip());
+            field!(out, "master_port", primary.port());
+            let up = link == LinkState::Connected;
+            field!(out, "master_link_status", if up { "up" } else { "down" });
+            field!(out, "master_last_io_seconds_ago", if up { 0 } else { -1 });
+            field!(
+                out,
+                "master_sync_in_progress",
+                u8::from(link == LinkState::Sync)
+            );
+            field!(out, "slave_read_repl_offset", end);
+            field!(out, "slave_repl_offset", end);
+            if !up {
+                field!(
+                    out,
+                    "master_link_down_since_seconds",
+                    since.elapsed().as_secs()
+                );
+            }
+            field!(out, "slave_priority", 100);
+            field!(out, "slave_read_only", 1);
+            field!(out, "replica_announced", 1);
+        }
+    }
+    let attached = repl.attached();
+    field!(out, "connected_slaves", attached.len());
+    for (i, a) in attached.iter().enumerate() {
+        let online = a.online.load(Ordering::Relaxed);
+        let lag = millis_since(a.last_ack_millis.load(Ordering::Relaxed)) / 1000;
+        out.push_str(&format!(
+            "slave{i}:ip={},port={},state={},offset={},lag={lag}\r\n",
+            a.addr.ip(),
+            a.listening_port,
+            if online { "online" } else { "wait_bgsave" },
+            a.ack.load(Ordering::Relaxed),
+        ));
+    }
+    let ids = repl.ids();
     field!(out, "master_failover_state", "no-failover");
-    field!(out, "master_replid", node.run_id);
+    field!(out, "master_replid", ids.replid);
+    field!(out, "master_replid2", ids.replid2);
+    field!(out, "master_repl_offset", end);
+    field!(out, "second_repl_offset", ids.second_offset);
+    let active = repl.is_active() || repl.is_replica();
+    field!(out, "repl_backlog_active", u8::from(active));
+    field!(out, "repl_backlog_size", size);
+    field!(out, "repl_backlog_first_byte_offset", first);
+    field!(out, "repl_backlog_histlen", histlen);
+    field!(out, "sync_full", repl.full_syncs.load(Ordering::Relaxed));
     field!(
         out,
-        "master_replid2",
-        "0000000000000000000000000000000000000000"
+        "sync_partial_ok",
+        repl.partial_ok.load(Ordering::Relaxed)
     );
-    field!(out, "master_repl_offset", 0);
-    field!(out, "second_repl_offset", -1);
-    field!(out, "repl_backlog_active", 0);
-    field!(out, "repl_backlog_size", 0);
-    field!(out, "repl_backlog_first_byte_offset", 0);
-    field!(out, "repl_backlog_histlen", 0);
+    field!(
+        out,
+        "sync_partial_err",
+        repl.partial_err.load(Ordering::Relaxed)
+    );
 }
 
 /// (user, system) CPU seconds of this process, from `/proc/self/stat`.

@@ -425,7 +425,7 @@ pub fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if args.len() > 2 {
         return Err(CommandError::Syntax);
     }
-    ctx.node.store.clear();
+    crate::replication::Replication::flushing(|| ctx.node.store.clear());
     ctx.ok()
 }
 

@@ -3,8 +3,8 @@
 //! answered from it, so what the node advertises is exactly what it runs.
 
 use super::{
-    client, cluster, connection, hash, hotkeys, info, introspect, keys, pubsub, server, string,
-    Handler,
+    client, cluster, connection, hash, hotkeys, info, introspect, keys, pubsub, replication,
+    server, string, Handler,
 };
 
 /// Command flags, as `COMMAND INFO` reports them.
@@ -276,7 +276,13 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("readonly", 1, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), "cluster", "3.0.0", "Enables read-only queries for a connection to a Redis Cluster replica node.", "", cluster::accept),
     cmd!("readwrite", 1, Flags::LOADING.with(Flags::STALE).with(Flags::FAST), (0, 0, 0), "cluster", "3.0.0", "Enables read-write queries for a connection to a Redis Cluster replica node.", "", cluster::accept),
     cmd!("asking", 1, Flags::FAST, (0, 0, 0), "cluster", "3.0.0", "Signals that a cluster client is following an -ASK redirect.", "", cluster::asking),
-    cmd!("hotkeys", -1, Flags::LOADING.with(Flags::STALE).with(Flags::RANDOM), (0, 0, 0), "server", "0.1.0", "Returns the keys this node finds hot now, with their estimated operations per second, hottest first (Cachalot only).", "[COUNT count]", hotkeys::hotkeys),
+    cmd!("replicaof", 3, ADMIN.with(Flags::STALE), (0, 0, 0), "server", "5.0.0", "Configures a server as replica of another, or promotes it to a master.", "args", replication::replicaof),
+cmd!("slaveof", 3, ADMIN.with(Flags::STALE), (0, 0, 0), "server", "1.0.0", "Sets a Redis server as a replica of another, or promotes it to being a master.", "args", replication::replicaof),
+cmd!("role", 1, Flags::NOSCRIPT.with(Flags::LOADING).with(Flags::STALE).with(Flags::FAST), (0, 0, 0), "server", "2.8.12", "Returns the replication role.", "", replication::role),
+cmd!("wait", 3, Flags::NOSCRIPT, (0, 0, 0), "generic", "3.0.0", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", "numreplicas timeout", replication::wait),
+cmd!("replconf", -1, ADMIN.with(Flags::LOADING).with(Flags::STALE), (0, 0, 0), "server", "3.0.0", "An internal command for configuring the replication stream.", "", replication::replconf),
+cmd!("psync", -3, ADMIN, (0, 0, 0), "server", "2.8.0", "An internal command used in replication.", "replicationid offset", replication::psync),
+cmd!("hotkeys", -1, Flags::LOADING.with(Flags::STALE).with(Flags::RANDOM), (0, 0, 0), "server", "0.1.0", "Returns the keys this node finds hot now, with their estimated operations per second, hottest first (Cachalot only).", "[COUNT count]", hotkeys::hotkeys),
     cmd!("command", -1, Flags::LOADING.with(Flags::STALE), (0, 0, 0), "server", "2.8.13", "Returns detailed information about all commands.", "", introspect::command, introspect::SUBCOMMANDS),
 ];
 

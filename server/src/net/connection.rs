@@ -51,6 +51,8 @@ enum Close {
     Normal,
     /// The socket failed.
     Io(std::io::Error),
+    /// `PSYNC` made this connection a replication link.
+    Replica(crate::replication::primary::Plan),
 }
 
 /// Serves one client until it leaves, is killed, or the node shuts down.
@@ -81,10 +83,38 @@ pub async fn serve(
     {
         Close::Normal => debug!("connection closed"),
         Close::Io(e) => debug!(error = %e, "connection failed"),
+        Close::Replica(plan) => {
+            handle.replica.store(true, Ordering::Relaxed);
+            let stop = shutdown.clone();
+            let killed = handle.kill.clone();
+            tokio::select! {
+                () = crate::replication::primary::serve(
+                    node,
+                    socket,
+                    std::mem::take(&mut input),
+                    plan,
+                    handle.addr,
+                    stop,
+                ) => {}
+                () = killed.cancelled() => {}
+            }
+            return finish(node, &mut session, &handle, pushes);
+        }
     }
+    finish(node, &mut session, &handle, pushes);
+    let _ = socket.shutdown().await;
+}
+
+/// Forgets a connection that ended.
+fn finish(
+    node: &Arc<Node>,
+    session: &mut Session,
+    handle: &ClientHandle,
+    mut pushes: PushReceiver,
+) {
     // Nobody may queue for this connection any more; then drop what it asked for.
     pushes.close();
-    command::tracking::forget_session(node, &mut session);
+    command::tracking::forget_session(node, session);
     // Forget the client before it can see the close, so that once it has, `CLIENT LIST`
     // and `CLIENT KILL` no longer find it.
     if let Some(h) = node.clients.unregister(handle.id) {
@@ -99,7 +129,6 @@ pub async fn serve(
             .output_bytes_of_closed_clients
             .fetch_add(h.output_bytes.load(Ordering::Relaxed), Ordering::Relaxed);
     }
-    let _ = socket.shutdown().await;
 }
 
 // The connection's parts are separate borrows so the select can poll two at once.
@@ -156,6 +185,16 @@ async fn read_loop(
         loop {
             match decoder.decode(input) {
                 Ok(Some(args)) => {
+                    if node.pause.is_active() {
+                        if let Err(e) = write_out(socket, output, &handle).await {
+                            return Close::Io(e);
+                        }
+                        tokio::select! {
+                            () = node.pause.wait(&args) => {}
+                            _ = shutdown.cancelled() => return Close::Normal,
+                            _ = handle.kill.cancelled() => return Close::Normal,
+                        }
+                    }
                     if let Some(cluster) = &node.cluster {
                         // A slot whose keys are being handed over: wait until it is done,
                         // with the replies so far sent.
@@ -176,6 +215,12 @@ async fn read_loop(
                         }
                     }
                     command::dispatch(node, session, args, output);
+                    if let Some(plan) = session.replica_link.take() {
+                        if let Err(e) = write_out(socket, output, &handle).await {
+                            return Close::Io(e);
+                        }
+                        return Close::Replica(plan);
+                    }
                     if let Some(deferred) = session.deferred.take() {
                         // A cluster change waiting to commit: send what is ready first.
                         if let Err(e) = write_out(socket, output, &handle).await {

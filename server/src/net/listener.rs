@@ -55,6 +55,14 @@ pub async fn run(
         hz,
         shutdown.child_token(),
     ));
+    tracker.spawn(crate::replication::run_drain(
+        Arc::clone(&node),
+        shutdown.child_token(),
+    ));
+    tracker.spawn(crate::replication::replica::run(
+        Arc::clone(&node),
+        shutdown.child_token(),
+    ));
     tracker.spawn(crate::hotkeys::monitor::run(
         Arc::clone(&node),
         shutdown.child_token(),

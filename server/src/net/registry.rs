@@ -68,6 +68,8 @@ pub struct ClientHandle {
     /// Set by the first sender that found the push queue full, so the client is counted
     /// and disconnected once.
     pub push_overflowed: AtomicBool,
+    /// The connection is a replica's replication link (`flags=S`, `TYPE replica`).
+    pub replica: AtomicBool,
 }
 
 /// [`ClientHandle::tracking`] bit: tracking is on (`t`).
@@ -167,6 +169,7 @@ impl ClientRegistry {
             channels: AtomicU32::new(0),
             patterns: AtomicU32::new(0),
             push_overflowed: AtomicBool::new(false),
+            replica: AtomicBool::new(false),
         });
         guard.0.insert(handle.id, Arc::clone(&handle));
         (handle, pushes)

@@ -33,9 +33,16 @@ pub struct Session {
     pub patterns: IndexSet<Bytes>,
     /// `ASKING` was sent: the next command may use a slot importing here.
     pub asking: bool,
+    /// `READONLY` was sent: reads of this replica's slots are served here.
+    pub readonly: bool,
     /// A reply the last command left to be awaited (a cluster change waiting to commit);
     /// the connection writes it before it runs the next command.
     pub deferred: Option<Deferred>,
+    /// `PSYNC` was accepted: the connection becomes a replication link once its reply
+    /// is written.
+    pub replica_link: Option<crate::replication::primary::Plan>,
+    /// The port a replica said it serves clients on (`REPLCONF listening-port`).
+    pub listening_port: u16,
 }
 
 /// A reply that is not ready yet: the encoded reply, once it is.
@@ -79,7 +86,10 @@ impl Session {
             channels: IndexSet::new(),
             patterns: IndexSet::new(),
             asking: false,
+            readonly: false,
             deferred: None,
+            replica_link: None,
+            listening_port: 0,
         }
     }
 

@@ -1,0 +1,474 @@
+//! Replication: a primary streams the effect of every write to its replicas, in order,
+//! with a byte offset; replicas apply it, acknowledge offsets and serve reads.
+//!
+//! # How effects are ordered without a global lock
+//! After a write command runs, [`Replication::record`] reads each key it touched **under
+//! the keyspace's shard lock** ([`cachalot_store::Cache::inspect`]) and, still under it,
+//! appends the key's state to one of [`STRIPES`] buffers chosen by the key's slot. Every
+//! write to a key takes the same shard lock, so the states of one key enter its buffer in
+//! the order they were written, and the last one entered is the key's current state. A
+//! drain task moves the buffers into the [`Backlog`] every millisecond, which gives each
+//! byte its offset. Keys the keyspace expires or evicts by itself are recorded the same way
+//! from the removal listener, so replicas never expire or evict on their own judgement.
+//!
+//! # Links
+//! A replica connects to its primary's client port and sends `PSYNC <replid> <offset>`
+//! (after `AUTH` with `masterauth`). The primary answers `+CONTINUE <replid>` when it still
+//! has the bytes from `offset` in its backlog, or `+FULLRESYNC <replid> <offset>` and a
+//! snapshot of the keyspace. From then on the connection carries [`effect::LinkFrame`]s
+//! one way and [`effect::Ack`]s the other (length-delimited prost, Cachalot's own format
+//! after the Redis-style handshake). See [`primary`] and [`replica`].
+
+pub mod backlog;
+pub mod effect;
+pub mod primary;
+pub mod replica;
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::{watch, Notify};
+
+use crate::node::{unix_millis, Keyspace};
+use backlog::Backlog;
+
+/// Buffers effects are spread over (by slot), so writers on different keys rarely meet.
+pub const STRIPES: usize = 64;
+/// Bytes one stripe may hold between two drains. Past it the stream has lost an effect:
+/// every replica must resynchronise from scratch (a new replication id).
+const STRIPE_LIMIT_BYTES: usize = 8 * 1024 * 1024;
+/// How often the drain task moves effects into the backlog.
+pub const DRAIN_INTERVAL: Duration = Duration::from_millis(1);
+
+/// One stripe's pending effects.
+#[repr(align(64))]
+#[derive(Debug, Default)]
+struct Stripe {
+    pending: Mutex<StripeBuf>,
+}
+
+#[derive(Debug, Default)]
+struct StripeBuf {
+    bytes: Vec<u8>,
+    overflowed: bool,
+}
+
+/// This node's place in replication.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Accepts writes and streams them.
+    Primary,
+    /// Follows the primary at this address.
+    Replica(SocketAddr),
+}
+
+/// Where a replica's link stands (Redis's `master_link_status` and `ROLE` state).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    /// Not connected; will try.
+    Connect,
+    /// Connecting and handshaking.
+    Connecting,
+    /// Receiving a snapshot.
+    Sync,
+    /// Streaming.
+    Connected,
+}
+
+impl LinkState {
+    /// The word `ROLE` uses.
+    pub fn word(self) -> &'static str {
+        match self {
+            LinkState::Connect => "connect",
+            LinkState::Connecting => "connecting",
+            LinkState::Sync => "sync",
+            LinkState::Connected => "connected",
+        }
+    }
+}
+
+/// The identity of the stream this node holds (Redis's replication ids).
+#[derive(Clone, Debug)]
+pub struct StreamId {
+    /// The current replication id.
+    pub replid: String,
+    /// The id this stream continued from (after a promotion), or forty zeros.
+    pub replid2: String,
+    /// The offset up to which `replid2`'s history is shared; -1 without one.
+    pub second_offset: i64,
+}
+
+/// A replica attached to this primary, as `INFO` and `WAIT` see it.
+#[derive(Debug)]
+pub struct Attached {
+    /// Where it connected from.
+    pub addr: SocketAddr,
+    /// The port it serves clients on (`REPLCONF listening-port`).
+    pub listening_port: u16,
+    /// Offset it acknowledged.
+    pub ack: AtomicU64,
+    /// Offset sent to it so far.
+    pub sent: AtomicU64,
+    /// Unix milliseconds of its last acknowledgement.
+    pub last_ack_millis: AtomicU64,
+    /// Whether its snapshot is done (`online`) or still going (`wait_bgsave`).
+    pub online: AtomicBool,
+}
+
+/// A node's replication state, shared by connections, the drain task and the links.
+pub struct Replication {
+    /// Effects are recorded: set on a primary once a replica has attached (as Redis
+    /// creates its backlog then), and from the start in a cluster.
+    active: AtomicBool,
+    /// This node is a replica: clients may not write.
+    replica: AtomicBool,
+    /// A full sync is being loaded: clients get `-LOADING`.
+    loading: AtomicBool,
+    stripes: Box<[Stripe]>,
+    backlog: Mutex<Backlog>,
+    /// The backlog's end after each drain (or each applied chunk on a replica).
+    end: watch::Sender<u64>,
+    ids: Mutex<StreamId>,
+    role: watch::Sender<Role>,
+    link: Mutex<(LinkState, Instant)>,
+    attached: Mutex<Vec<Arc<Attached>>>,
+    /// Woken whenever a replica acknowledges.
+    pub acked: Notify,
+    /// Full syncs served.
+    pub full_syncs: AtomicU64,
+    /// Partial resyncs accepted.
+    pub partial_ok: AtomicU64,
+    /// Partial resyncs refused (a full sync instead).
+    pub partial_err: AtomicU64,
+    /// Times the stream was reset because a stripe overflowed.
+    pub resets: AtomicU64,
+}
+
+thread_local! {
+    /// Set while this thread empties the keyspace for `FLUSHALL`: the removal listener
+    /// then records every removed key.
+    static FLUSHING: Cell<bool> = const { Cell::new(false) };
+}
+
+impl Replication {
+    /// A primary with no replicas yet; `backlog_bytes` is `repl-backlog-size`.
+    pub fn new(backlog_bytes: u64) -> Replication {
+        let capacity = usize::try_from(backlog_bytes).unwrap_or(usize::MAX);
+        Replication {
+            active: AtomicBool::new(false),
+            replica: AtomicBool::new(false),
+            loading: AtomicBool::new(false),
+            stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
+            backlog: Mutex::new(Backlog::new(capacity, 0)),
+            end: watch::Sender::new(0),
+            ids: Mutex::new(StreamId {
+                replid: random_id(),
+                replid2: NO_ID.to_owned(),
+                second_offset: -1,
+            }),
+            role: watch::Sender::new(Role::Primary),
+            link: Mutex::new((LinkState::Connect, Instant::now())),
+            attached: Mutex::new(Vec::new()),
+            acked: Notify::new(),
+            full_syncs: AtomicU64::new(0),
+            partial_ok: AtomicU64::new(0),
+            partial_err: AtomicU64::new(0),
+            resets: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether writes are recorded.
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// Starts recording writes (a replica attached, or this node became a primary in a
+    /// cluster, where replicas may attach at any time).
+    pub fn activate(&self) {
+        self.active.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether this node is a replica.
+    pub fn is_replica(&self) -> bool {
+        self.replica.load(Ordering::Relaxed)
+    }
+
+    /// Whether a full sync is being loaded.
+    pub fn is_loading(&self) -> bool {
+        self.loading.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_loading(&self, on: bool) {
+        self.loading.store(on, Ordering::Relaxed);
+    }
+
+    /// The role now.
+    pub fn role(&self) -> Role {
+        self.role.borrow().clone()
+    }
+
+    /// Follows role changes.
+    pub fn watch_role(&self) -> watch::Receiver<Role> {
+        self.role.subscribe()
+    }
+
+    /// Follows the stream's end.
+    pub fn watch_end(&self) -> watch::Receiver<u64> {
+        self.end.subscribe()
+    }
+
+    /// The stream's ids.
+    pub fn ids(&self) -> StreamId {
+        self.ids.lock().clone()
+    }
+
+    /// Replicas attached now.
+    pub fn attached(&self) -> Vec<Arc<Attached>> {
+        self.attached.lock().clone()
+    }
+
+    pub(crate) fn attach(&self, a: Arc<Attached>) {
+        self.attached.lock().push(a);
+    }
+
+    pub(crate) fn detach(&self, a: &Arc<Attached>) {
+        self.attached.lock().retain(|x| !Arc::ptr_eq(x, a));
+    }
+
+    /// The replica link's state and since when.
+    pub fn link(&self) -> (LinkState, Instant) {
+        *self.link.lock()
+    }
+
+    pub(crate) fn set_link(&self, state: LinkState) {
+        *self.link.lock() = (state, Instant::now());
+    }
+
+    /// (first offset kept, end offset, bytes kept, capacity) of the backlog.
+    pub fn backlog_info(&self) -> (u64, u64, usize, usize) {
+        let b = self.backlog.lock();
+        (b.start(), b.end(), b.len(), b.capacity())
+    }
+
+    /// The stream's end: `master_repl_offset` (on a replica, what it has applied).
+    pub fn offset(&self) -> u64 {
+        self.backlog.lock().end()
+    }
+
+    /// Records the current state of `key` (after a write to it, or its removal by the
+    /// keyspace) when writes are being recorded.
+    pub fn record(&self, store: &Keyspace, key: &[u8]) {
+        if !self.is_active() {
+            return;
+        }
+        let stripe = &self.stripes[stripe_of(key)];
+        store.inspect(key, |live| {
+            let mut encoded = Vec::with_capacity(key.len() + 32);
+            effect::encode(key, live, &mut encoded);
+            let mut s = stripe.pending.lock();
+            if s.bytes.len() + encoded.len() > STRIPE_LIMIT_BYTES {
+                s.overflowed = true;
+                s.bytes.clear();
+            } else if !s.overflowed {
+                s.bytes.extend_from_slice(&encoded);
+            }
+        });
+    }
+
+    /// Whether the removal listener should record a removal of this cause now.
+    pub fn records_removal(&self, cause: cachalot_store::RemovalCause) -> bool {
+        self.is_active() && (cause.was_automatic() || FLUSHING.with(Cell::get))
+    }
+
+    /// Runs `clear` (emptying the keyspace) with every removed key recorded.
+    pub fn flushing<R>(clear: impl FnOnce() -> R) -> R {
+        FLUSHING.with(|f| f.set(true));
+        let r = clear();
+        FLUSHING.with(|f| f.set(false));
+        r
+    }
+
+    /// Moves every stripe's effects into the backlog and returns the stream's end. After
+    /// it returns, every effect recorded before the call has an offset below the end.
+    pub fn drain(&self) -> u64 {
+        let mut spare = Vec::new();
+        let mut lost = false;
+        let mut backlog = self.backlog.lock();
+        for stripe in self.stripes.iter() {
+            {
+                let mut s = stripe.pending.lock();
+                if s.overflowed {
+                    s.overflowed = false;
+                    lost = true;
+                }
+                if s.bytes.is_empty() {
+                    continue;
+                }
+                std::mem::swap(&mut s.bytes, &mut spare);
+            }
+            backlog.append(&spare);
+            spare.clear();
+        }
+        if lost {
+            // Replicas would miss an effect: cut every link and make the next sync full.
+            let end = backlog.end();
+            backlog.reset(end);
+            *self.ids.lock() = StreamId {
+                replid: random_id(),
+                replid2: NO_ID.to_owned(),
+                second_offset: -1,
+            };
+            self.resets.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("replication stream reset: an effect buffer overflowed");
+        }
+        let end = backlog.end();
+        drop(backlog);
+        self.end.send_if_modified(|e| {
+            let changed = *e != end;
+            *e = end;
+            changed
+        });
+        end
+    }
+
+    /// Up to `max` stream bytes from `offset`; `None` when they left the backlog.
+    pub fn read(&self, offset: u64, max: usize) -> Option<bytes::Bytes> {
+        self.backlog.lock().read(offset, max)
+    }
+
+    /// Whether a replica asking for `replid` from `offset` can continue from the backlog.
+    pub fn can_continue(&self, replid: &str, offset: u64) -> bool {
+        // Lock order everywhere: backlog, then ids.
+        let backlog = self.backlog.lock();
+        let ids = self.ids.lock();
+        let same = replid == ids.replid
+            || (replid == ids.replid2
+                && i64::try_from(offset).is_ok_and(|o| o <= ids.second_offset));
+        same && backlog.has(offset)
+    }
+
+    /// Starts a full sync: writes are recorded from now on, and the snapshot that follows
+    /// is completed by the stream from the returned offset.
+    pub fn begin_full_sync(&self) -> (String, u64) {
+        self.activate();
+        let end = self.drain();
+        (self.ids.lock().replid.clone(), end)
+    }
+
+    /// Becomes a replica of `primary` (`REPLICAOF host port`, or the cluster's choice).
+    pub fn follow(&self, primary: SocketAddr) {
+        self.replica.store(true, Ordering::SeqCst);
+        // A replica records nothing of its own: its stream is its primary's.
+        self.active.store(false, Ordering::SeqCst);
+        self.set_link(LinkState::Connect);
+        self.role.send_if_modified(|r| {
+            let changed = *r != Role::Replica(primary);
+            *r = Role::Replica(primary);
+            changed
+        });
+    }
+
+    /// Becomes a primary (`REPLICAOF NO ONE`, or a promotion): the stream goes on under a
+    /// new id, and replicas of the old one can continue from where it was.
+    pub fn promote(&self) {
+        if !self.is_replica() {
+            return;
+        }
+        let end = self.backlog.lock().end();
+        {
+            let mut ids = self.ids.lock();
+            ids.replid2 = std::mem::replace(&mut ids.replid, random_id());
+            ids.second_offset = i64::try_from(end).unwrap_or(i64::MAX);
+        }
+        self.replica.store(false, Ordering::SeqCst);
+        self.loading.store(false, Ordering::Relaxed);
+        self.activate();
+        self.role.send_replace(Role::Primary);
+    }
+
+    /// A replica starts over from a snapshot of `replid` at `offset`.
+    pub(crate) fn reset_to(&self, replid: &str, offset: u64) {
+        self.backlog.lock().reset(offset);
+        *self.ids.lock() = StreamId {
+            replid: replid.to_owned(),
+            replid2: NO_ID.to_owned(),
+            second_offset: -1,
+        };
+        self.end.send_replace(offset);
+    }
+
+    /// A replica continues under its primary's (possibly new) id.
+    pub(crate) fn continue_as(&self, replid: &str) {
+        let end = self.backlog.lock().end();
+        let mut ids = self.ids.lock();
+        if ids.replid != replid {
+            ids.replid2 = std::mem::replace(&mut ids.replid, replid.to_owned());
+            ids.second_offset = i64::try_from(end).unwrap_or(i64::MAX);
+        }
+    }
+
+    /// A replica appends what it applied to its own backlog, keeping the primary's
+    /// offsets (so its own replicas, or the others after a promotion, can continue).
+    pub(crate) fn append_applied(&self, data: &[u8]) -> u64 {
+        let end = {
+            let mut b = self.backlog.lock();
+            b.append(data);
+            b.end()
+        };
+        self.end.send_replace(end);
+        end
+    }
+
+    /// How many attached replicas have acknowledged `offset`.
+    pub fn acked_at_least(&self, offset: u64) -> usize {
+        self.attached
+            .lock()
+            .iter()
+            .filter(|a| a.ack.load(Ordering::Acquire) >= offset)
+            .count()
+    }
+}
+
+/// Forty zeros: no id (Redis's `master_replid2` without one).
+pub const NO_ID: &str = "0000000000000000000000000000000000000000";
+
+/// The stripe of a key: by slot, so one slot's keys share one.
+fn stripe_of(key: &[u8]) -> usize {
+    usize::from(cachalot_protocol::key_slot(key).get()) % STRIPES
+}
+
+/// A random 40-hex-digit id.
+pub fn random_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..40)
+        .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
+        .collect()
+}
+
+/// Moves recorded effects into the backlog every [`DRAIN_INTERVAL`] while recording.
+pub async fn run_drain(
+    node: Arc<crate::node::Node>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(DRAIN_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if node.repl.is_active() {
+            node.repl.drain();
+        }
+    }
+}
+
+/// Milliseconds since `at_millis` (unix), for lag figures.
+pub fn millis_since(at_millis: u64) -> u64 {
+    unix_millis().saturating_sub(at_millis)
+}
