@@ -243,7 +243,9 @@ pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: 
         node.stats.error_replies.fetch_add(1, Ordering::Relaxed);
         ctx.error(&e);
     }
-    if ok && spec.flags.contains(Flags::WRITE) && node.repl.is_active() {
+    // Failed writes too: a command may have changed a key before it failed, and
+    // recording a key's state twice changes nothing.
+    if spec.flags.contains(Flags::WRITE) && node.repl.is_active() {
         for k in key_spec::keys(spec, &args) {
             node.repl.record(&node.store, k);
         }

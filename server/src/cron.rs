@@ -30,6 +30,11 @@ pub async fn run(node: Arc<Node>, hz: u32, shutdown: CancellationToken) {
             Some(last) => schedule.next_tick(last),
             None => schedule.tick(),
         };
+        if node.pause.writes_paused() {
+            // A write pause (a manual failover) holds the data still, expiry included.
+            previous = Some(tick);
+            continue;
+        }
         while let Some(step) = tick.next_step() {
             let started = Instant::now();
             let removed = match step {

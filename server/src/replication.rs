@@ -43,6 +43,9 @@ pub const STRIPES: usize = 64;
 const STRIPE_LIMIT_BYTES: usize = 8 * 1024 * 1024;
 /// How often the drain task moves effects into the backlog.
 pub const DRAIN_INTERVAL: Duration = Duration::from_millis(1);
+/// How often an idle drain task checks whether recording started. `WAIT` and new links
+/// drain by themselves, so this only bounds how long effects wait before the first link.
+const IDLE_DRAIN_CHECK: Duration = Duration::from_millis(20);
 
 /// One stripe's pending effects.
 #[repr(align(64))]
@@ -146,6 +149,9 @@ pub struct Replication {
     pub partial_err: AtomicU64,
     /// Times the stream was reset because a stripe overflowed.
     pub resets: AtomicU64,
+    generation: AtomicU64,
+    last_io_millis: AtomicU64,
+    holds_data: AtomicBool,
 }
 
 thread_local! {
@@ -178,6 +184,9 @@ impl Replication {
             partial_ok: AtomicU64::new(0),
             partial_err: AtomicU64::new(0),
             resets: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            last_io_millis: AtomicU64::new(0),
+            holds_data: AtomicBool::new(true),
         }
     }
 
@@ -239,6 +248,16 @@ impl Replication {
         self.attached.lock().retain(|x| !Arc::ptr_eq(x, a));
     }
 
+    /// Notes a frame from the primary (`master_last_io_seconds_ago`).
+    pub(crate) fn heard_from_primary(&self) {
+        self.last_io_millis.store(unix_millis(), Ordering::Relaxed);
+    }
+
+    /// Seconds since the last frame from the primary.
+    pub fn last_io_seconds(&self) -> u64 {
+        millis_since(self.last_io_millis.load(Ordering::Relaxed)) / 1000
+    }
+
     /// The replica link's state and since when.
     pub fn link(&self) -> (LinkState, Instant) {
         *self.link.lock()
@@ -262,7 +281,7 @@ impl Replication {
     /// Records the current state of `key` (after a write to it, or its removal by the
     /// keyspace) when writes are being recorded.
     pub fn record(&self, store: &Keyspace, key: &[u8]) {
-        if !self.is_active() {
+        if !self.is_active() || self.is_replica() {
             return;
         }
         let stripe = &self.stripes[stripe_of(key)];
@@ -270,7 +289,10 @@ impl Replication {
             let mut encoded = Vec::with_capacity(key.len() + 32);
             effect::encode(key, live, &mut encoded);
             let mut s = stripe.pending.lock();
-            if s.bytes.len() + encoded.len() > STRIPE_LIMIT_BYTES {
+            // Past the limit the drain is not keeping up: the stream has to start over.
+            // One effect larger than the limit is taken into a stripe under it (the value
+            // exists in memory anyway).
+            if s.bytes.len() >= STRIPE_LIMIT_BYTES {
                 s.overflowed = true;
                 s.bytes.clear();
             } else if !s.overflowed {
@@ -322,6 +344,8 @@ impl Replication {
                 replid2: NO_ID.to_owned(),
                 second_offset: -1,
             };
+            // Links notice this and close: their replicas resync from scratch.
+            self.generation.fetch_add(1, Ordering::SeqCst);
             self.resets.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("replication stream reset: an effect buffer overflowed");
         }
@@ -354,16 +378,44 @@ impl Replication {
     /// Starts a full sync: writes are recorded from now on, and the snapshot that follows
     /// is completed by the stream from the returned offset.
     pub fn begin_full_sync(&self) -> (String, u64) {
-        self.activate();
+        if !self.is_replica() {
+            // A replica serving its own replicas records nothing: its stream is its
+            // primary's, appended as it applies it.
+            self.activate();
+        }
         let end = self.drain();
         (self.ids.lock().replid.clone(), end)
     }
 
+    /// Bumped whenever the stream starts over; a link started under another value is
+    /// stale and closes.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
     /// Becomes a replica of `primary` (`REPLICAOF host port`, or the cluster's choice).
     pub fn follow(&self, primary: SocketAddr) {
-        self.replica.store(true, Ordering::SeqCst);
+        let was_primary = !self.replica.swap(true, Ordering::SeqCst);
         // A replica records nothing of its own: its stream is its primary's.
         self.active.store(false, Ordering::SeqCst);
+        if was_primary {
+            // Effects recorded but not drained belong to a stream this node no longer
+            // serves, and a write that was running as the role changed may be in the
+            // data but in no stream: under a new id, the next sync is a full one. (A
+            // replica moving to another primary keeps its id and may continue.)
+            for stripe in self.stripes.iter() {
+                let mut s = stripe.pending.lock();
+                s.bytes.clear();
+                s.overflowed = false;
+            }
+            *self.ids.lock() = StreamId {
+                replid: random_id(),
+                replid2: NO_ID.to_owned(),
+                second_offset: -1,
+            };
+            self.holds_data.store(false, Ordering::SeqCst);
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
         self.set_link(LinkState::Connect);
         self.role.send_if_modified(|r| {
             let changed = *r != Role::Replica(primary);
@@ -392,6 +444,7 @@ impl Replication {
 
     /// A replica starts over from a snapshot of `replid` at `offset`.
     pub(crate) fn reset_to(&self, replid: &str, offset: u64) {
+        self.holds_data.store(false, Ordering::SeqCst);
         self.backlog.lock().reset(offset);
         *self.ids.lock() = StreamId {
             replid: replid.to_owned(),
@@ -401,8 +454,27 @@ impl Replication {
         self.end.send_replace(offset);
     }
 
+    /// A replica whose snapshot (and the stream held meanwhile) is loaded takes its
+    /// primary's id: only from now on can it resume from `offset` on.
+    pub(crate) fn synced_as(&self, replid: &str) {
+        *self.ids.lock() = StreamId {
+            replid: replid.to_owned(),
+            replid2: NO_ID.to_owned(),
+            second_offset: -1,
+        };
+        self.holds_data.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether this node holds its shard's data: a primary, or a replica that completed a
+    /// sync (its link may be down since: its primary may just have failed). A replica
+    /// loading a snapshot, or a former primary not yet resynced, does not.
+    pub fn holds_data(&self) -> bool {
+        !self.is_replica() || self.holds_data.load(Ordering::SeqCst)
+    }
+
     /// A replica continues under its primary's (possibly new) id.
     pub(crate) fn continue_as(&self, replid: &str) {
+        self.holds_data.store(true, Ordering::SeqCst);
         let end = self.backlog.lock().end();
         let mut ids = self.ids.lock();
         if ids.replid != replid {
@@ -464,6 +536,12 @@ pub async fn run_drain(
         }
         if node.repl.is_active() {
             node.repl.drain();
+        } else {
+            // Nothing is recorded: look again now and then, not every millisecond.
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(IDLE_DRAIN_CHECK) => {}
+            }
         }
     }
 }

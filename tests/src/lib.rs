@@ -158,6 +158,12 @@ impl ServerProcess {
         assert!(status.success(), "kill -{name} failed");
     }
 
+    /// Stops it (`SIGSTOP`) and waits until every thread has stopped.
+    pub fn pause(&self) {
+        self.signal("STOP");
+        wait_until_stopped(self.pid());
+    }
+
     /// Waits for the process to exit by itself, up to `timeout`; kills it after that.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
@@ -663,6 +669,35 @@ pub fn command_as(
             Ok(text.strip_prefix("txt:").map(str::to_owned).unwrap_or(text))
         }
         _ => Err(format!("unexpected reply {line}")),
+    }
+}
+
+/// Waits (up to 5 s) until every thread of process `pid` is stopped: `kill -STOP`
+/// returns once the signal is sent, and a thread running on the other core can still
+/// answer a request before it stops.
+pub fn wait_until_stopped(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let all_stopped = || {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return false;
+        };
+        tasks.flatten().all(|t| {
+            std::fs::read_to_string(t.path().join("stat"))
+                .ok()
+                .and_then(|stat| {
+                    stat.rsplit(')')
+                        .next()
+                        .map(|rest| rest.trim_start().starts_with('T'))
+                })
+                .unwrap_or(false)
+        })
+    };
+    while !all_stopped() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process {pid} did not stop"
+        );
+        std::thread::park_timeout(Duration::from_millis(5));
     }
 }
 

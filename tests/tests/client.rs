@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cachalot_client::{BreakerSettings, BreakerState, Client, Error, Ttl};
 use cachalot_protocol::key_slot;
-use cachalot_tests::{ServerProcess, StaticCluster};
+use cachalot_tests::{wait_until_stopped, ServerProcess, StaticCluster};
 
 /// Keys written in the routing test.
 const ROUTED_KEYS: usize = 10_000;
@@ -415,33 +415,4 @@ async fn a_paused_node_opens_the_breaker_and_is_reconnected_when_it_resumes() {
     }
     assert!(back, "the node answers again on a fresh connection");
     assert_eq!(node_state(&client).breaker, BreakerState::Closed);
-}
-
-/// Waits (up to 5 s) until every thread of process `pid` is stopped: `kill -STOP`
-/// returns once the signal is sent, and a thread running on the other core can still
-/// answer a request before it stops.
-fn wait_until_stopped(pid: u32) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let all_stopped = || {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            return false;
-        };
-        tasks.flatten().all(|t| {
-            std::fs::read_to_string(t.path().join("stat"))
-                .ok()
-                .and_then(|stat| {
-                    stat.rsplit(')')
-                        .next()
-                        .map(|rest| rest.trim_start().starts_with('T'))
-                })
-                .unwrap_or(false)
-        })
-    };
-    while !all_stopped() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "process {pid} did not stop"
-        );
-        std::thread::park_timeout(Duration::from_millis(5));
-    }
 }

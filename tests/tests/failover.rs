@@ -285,7 +285,7 @@ fn a_primary_cut_off_from_the_majority_refuses_writes_after_the_node_timeout() {
     // Freeze every other node: node 0 is now alone, a minority of one.
     let others = [1, 2, 3, 4];
     for &i in &others {
-        c.node(i).signal("STOP");
+        c.node(i).pause();
     }
     let stopped = Instant::now();
     let refused = loop {
@@ -357,7 +357,7 @@ fn a_paused_primary_returns_as_a_replica_of_its_successor() {
         .query(&mut conn)
         .expect("WAIT");
     assert_eq!(n, 2);
-    c.node(0).signal("STOP");
+    c.node(0).pause();
     let mut new_primary = None;
     wait_until("a replica to be promoted", 20, || {
         new_primary = find_primary(&c, &[3, 4]);
@@ -512,4 +512,64 @@ fn replicas_serve_readonly_reads_and_redirect_the_rest() {
     // CLUSTER SHARDS reports the replicas online with their offsets.
     let shards = command(c.node(1).addr(), &["CLUSTER", "INFO"]).expect("INFO");
     assert!(shards.contains("cluster_state:ok"));
+}
+
+/// `keyspace_hits` of a node.
+fn hits(addr: SocketAddr) -> u64 {
+    command(addr, &["INFO", "stats"])
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("keyspace_hits:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn reads_of_a_hot_key_spread_over_its_shards_replicas() {
+    let c = cluster_with_replicas(false);
+    let primary = c.node(0).addr();
+    let hot = keys_owned_by(primary, primary.port(), 1, "celebrity").remove(0);
+    let mut p = connect(primary);
+    let _: () = redis::cmd("SET")
+        .arg(&hot)
+        .arg("famous")
+        .query(&mut p)
+        .expect("SET");
+    let n: i64 = redis::cmd("WAIT")
+        .arg(2)
+        .arg(2000)
+        .query(&mut p)
+        .expect("WAIT");
+    assert_eq!(n, 2);
+    let nodes = [0, 3, 4].map(|i| c.node(i).addr());
+    let before = nodes.map(hits);
+    let seeds: Vec<String> = (0..3).map(|i| c.node(i).addr().to_string()).collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let client = cachalot_client::Client::builder(seeds)
+            .read_from(cachalot_client::ReadFrom::replicas_round_robin())
+            .connect()
+            .await
+            .expect("client");
+        for _ in 0..3000 {
+            let v = client.get(hot.as_str()).await.expect("GET");
+            assert_eq!(v.as_deref(), Some(&b"famous"[..]));
+        }
+    });
+    let served: Vec<u64> = nodes
+        .iter()
+        .zip(before)
+        .map(|(&a, b)| hits(a) - b)
+        .collect();
+    eprintln!("hot-key reads served by primary, replica, replica: {served:?}");
+    assert!(served[0] < 100, "the primary is spared: {served:?}");
+    for &s in &served[1..] {
+        assert!(
+            (1200..=1800).contains(&s),
+            "each replica serves about half: {served:?}"
+        );
+    }
 }

@@ -252,7 +252,7 @@ fn wait_counts_the_replicas_that_acknowledged_and_times_out() {
     assert_eq!(n, 2);
     assert!(started.elapsed() >= Duration::from_millis(290));
     // A stopped replica does not acknowledge.
-    first.signal("STOP");
+    first.pause();
     let _: () = p.set("k", "w").expect("SET");
     let n: i64 = redis::cmd("WAIT")
         .arg(2)
@@ -325,7 +325,7 @@ fn a_replica_too_slow_for_the_backlog_is_dropped_and_resyncs() {
     let primary = ServerProcess::start_with(&["--repl-backlog-size", "64kb"]);
     let replica = replica_of(&primary, &[]);
     let mut p = connect(&primary);
-    replica.signal("STOP");
+    replica.pause();
     // Far more than the backlog (and the socket buffers) hold.
     let value = "v".repeat(1024);
     for i in 0..20_000 {

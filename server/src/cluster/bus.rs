@@ -96,6 +96,10 @@ pub struct Heartbeat {
     /// Who the sender takes for the raft leader (0: nobody).
     #[prost(uint64, tag = "5")]
     pub leader: u64,
+    /// Whether it holds its shard's data: a primary, or a replica that completed a sync
+    /// (not one still loading a snapshot, which must not be promoted).
+    #[prost(bool, tag = "6")]
+    pub synced: bool,
 }
 
 /// The first frame of every bus connection: who is on the other end.

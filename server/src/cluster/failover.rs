@@ -55,6 +55,8 @@ pub struct Seen {
     pub echo_ms: u64,
     /// Its raft leader.
     pub leader: u64,
+    /// Whether it holds its shard's data (see [`Heartbeat::synced`]).
+    pub synced: bool,
 }
 
 impl Liveness {
@@ -70,6 +72,7 @@ impl Liveness {
                 their_sent_ms: h.sent_ms,
                 echo_ms,
                 leader: h.leader,
+                synced: h.synced,
             },
         );
     }
@@ -125,6 +128,7 @@ pub async fn run(node: Arc<Node>, peers: Arc<Peers>, shutdown: CancellationToken
         };
         let status = raft.status();
         let offset = node.repl.offset();
+        let synced = synced(&node);
         for p in topo.peers().iter().filter(|p| p.raft_id != me) {
             let echo_ms = cluster
                 .liveness
@@ -136,6 +140,7 @@ pub async fn run(node: Arc<Node>, peers: Arc<Peers>, shutdown: CancellationToken
                 sent_ms: clock_millis(),
                 echo_ms,
                 leader: status.leader,
+                synced,
             };
             peers.send_frame(p.raft_id, Frame::Heartbeat(beat));
         }
@@ -240,13 +245,14 @@ fn failed_primaries(
         return Vec::new();
     };
     let liveness = &cluster.liveness;
+    // Only a live replica that holds the shard's data can take over.
     let offset_of = |p: &PeerInfo| {
         if p.raft_id == me {
-            Some(node.repl.offset())
+            synced(node).then(|| node.repl.offset())
         } else {
             liveness
                 .get(p.raft_id)
-                .filter(|s| s.at.elapsed() < timeout)
+                .filter(|s| s.at.elapsed() < timeout && s.synced)
                 .map(|s| s.offset)
         }
     };
@@ -266,6 +272,11 @@ fn failed_primaries(
             continue;
         }
         let shard = primary.peer.id;
+        tracing::debug!(
+            primary = primary.raft_id,
+            silent_ms = last.elapsed().as_millis() as u64,
+            "primary silent past the node timeout"
+        );
         let best = topo
             .peers()
             .iter()
@@ -277,6 +288,12 @@ fn failed_primaries(
         }
     }
     out
+}
+
+/// Whether this node holds its shard's data (see
+/// [`Replication::holds_data`](crate::replication::Replication::holds_data)).
+fn synced(node: &Node) -> bool {
+    node.repl.holds_data()
 }
 
 /// Makes the replication role match the topology: a replica follows its shard's primary,
@@ -341,34 +358,60 @@ pub async fn manual(node: Arc<Node>, force: bool) -> Result<(), String> {
         if reply != "+OK" {
             return Err(format!("the primary refused to pause: {reply}"));
         }
-        // Writes already running when the pause began finish within this.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let deadline = Instant::now() + CATCH_UP_TIMEOUT;
-        let mut caught_up = false;
-        while Instant::now() < deadline {
-            let theirs = primary_offset(primary.peer.addr, password.as_deref()).await?;
-            if node.repl.offset() >= theirs {
-                // Once more: nothing new arrived on the primary meanwhile.
-                let again = primary_offset(primary.peer.addr, password.as_deref()).await?;
-                if again == theirs {
-                    caught_up = true;
-                    break;
-                }
+        // The primary waited for the writes that were running (its lock stripes) before
+        // it answered; what they recorded is in its offset from now on.
+        let caught_up = catch_up(&node, primary.peer.addr, password.as_deref()).await;
+        match caught_up {
+            Ok(true) => {}
+            Ok(false) => {
+                unpause(primary.peer.addr, password.as_deref()).await;
+                return Err("the replica did not catch up with its primary in time".into());
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        if !caught_up {
-            let args = ["CLIENT", "UNPAUSE"].map(str::to_owned);
-            let _ = super::membership::request(primary.peer.addr, password.as_deref(), &args).await;
-            return Err("the replica did not catch up with its primary in time".into());
+            Err(e) => {
+                unpause(primary.peer.addr, password.as_deref()).await;
+                return Err(e);
+            }
         }
     }
-    raft.propose(Op::Failover(Failover {
-        shard: me.peer.id.get(),
-        from: primary.raft_id,
-        to: me.raft_id,
-    }))
-    .await
+    let result = raft
+        .propose(Op::Failover(Failover {
+            shard: me.peer.id.get(),
+            from: primary.raft_id,
+            to: me.raft_id,
+        }))
+        .await;
+    if result.is_err() && !force {
+        // The primary stays the primary: let its writes go on.
+        unpause(primary.peer.addr, node.config.requirepass.as_deref()).await;
+    }
+    result
+}
+
+/// Waits until this replica has applied everything its paused primary holds (the
+/// primary's offset, read twice to be sure it stands still); false after the timeout.
+async fn catch_up(
+    node: &Node,
+    primary: std::net::SocketAddr,
+    password: Option<&str>,
+) -> Result<bool, String> {
+    let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+    while Instant::now() < deadline {
+        let theirs = primary_offset(primary, password).await?;
+        if node.repl.offset() >= theirs {
+            let again = primary_offset(primary, password).await?;
+            if again == theirs {
+                return Ok(true);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(false)
+}
+
+/// Lifts a primary's write pause (best effort: the pause ends by itself anyway).
+async fn unpause(addr: std::net::SocketAddr, password: Option<&str>) {
+    let args = ["CLIENT", "UNPAUSE"].map(str::to_owned);
+    let _ = super::membership::request(addr, password, &args).await;
 }
 
 /// A primary's replication offset, from `ROLE` (which drains its effects first).

@@ -136,6 +136,12 @@ pub fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         ctx.node
             .pause
             .pause(std::time::Duration::from_millis(timeout), writes_only);
+        if let Some(cluster) = ctx.node.cluster.as_ref().filter(|c| c.is_dynamic()) {
+            // Every keyed command holds its slot's stripe while it runs: once each was
+            // free, every write that started before the pause has finished (and been
+            // recorded), so the offset read next is final.
+            cluster.drain_stripes();
+        }
         ctx.ok()
     } else if is(sub, "unpause") {
         ctx.node.pause.unpause();

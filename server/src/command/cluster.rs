@@ -178,6 +178,10 @@ pub fn route<'a>(
 ) -> Result<Option<RwLockReadGuard<'a, ()>>, CommandError> {
     let mut keys = key_spec::keys(spec, args).peekable();
     let Some(first) = keys.peek() else {
+        // Keyless writes (FLUSHALL) are refused with the rest when cut off.
+        if spec.flags.contains(Flags::WRITE) && !cluster.writable() {
+            return Err(CommandError::ClusterDown);
+        }
         return Ok(None);
     };
     let guard = if cluster.is_dynamic() {

@@ -285,7 +285,8 @@ fn replication(node: &Node, out: &mut String) {
             field!(out, "master_port", primary.port());
             let up = link == LinkState::Connected;
             field!(out, "master_link_status", if up { "up" } else { "down" });
-            field!(out, "master_last_io_seconds_ago", if up { 0 } else { -1 });
+            let io = i64::try_from(repl.last_io_seconds()).unwrap_or(i64::MAX);
+            field!(out, "master_last_io_seconds_ago", if up { io } else { -1 });
             field!(
                 out,
                 "master_sync_in_progress",

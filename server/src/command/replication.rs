@@ -61,7 +61,12 @@ pub fn role(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
                 // Every write made so far counts in the offset (a manual failover reads it).
                 repl.drain();
             }
-            let attached = repl.attached();
+            // Redis lists the replicas that are online (past their snapshot).
+            let attached: Vec<_> = repl
+                .attached()
+                .into_iter()
+                .filter(|a| a.online.load(Ordering::Relaxed))
+                .collect();
             ctx.array(3);
             ctx.bulk(b"master")?;
             ctx.int(i64::try_from(repl.offset()).unwrap_or(i64::MAX))?;
@@ -79,8 +84,14 @@ pub fn role(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
             ctx.bulk(b"slave")?;
             ctx.bulk(primary.ip().to_string().as_bytes())?;
             ctx.int(i64::from(primary.port()))?;
-            ctx.bulk(repl.link().0.word().as_bytes())?;
-            ctx.int(i64::try_from(repl.offset()).unwrap_or(i64::MAX))
+            let link = repl.link().0;
+            ctx.bulk(link.word().as_bytes())?;
+            let offset = if link == crate::replication::LinkState::Connected {
+                i64::try_from(repl.offset()).unwrap_or(i64::MAX)
+            } else {
+                -1
+            };
+            ctx.int(offset)
         }
     }
 }
@@ -206,6 +217,7 @@ pub fn psync(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     ctx.session.replica_link = Some(Plan {
         start,
         listening_port: ctx.session.listening_port,
+        generation: repl.generation(),
     });
     Ok(())
 }

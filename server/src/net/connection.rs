@@ -185,16 +185,6 @@ async fn read_loop(
         loop {
             match decoder.decode(input) {
                 Ok(Some(args)) => {
-                    if node.pause.is_active() {
-                        if let Err(e) = write_out(socket, output, &handle).await {
-                            return Close::Io(e);
-                        }
-                        tokio::select! {
-                            () = node.pause.wait(&args) => {}
-                            _ = shutdown.cancelled() => return Close::Normal,
-                            _ = handle.kill.cancelled() => return Close::Normal,
-                        }
-                    }
                     if let Some(cluster) = &node.cluster {
                         // A slot whose keys are being handed over: wait until it is done,
                         // with the replies so far sent.
@@ -212,6 +202,17 @@ async fn read_loop(
                                     _ = handle.kill.cancelled() => return Close::Normal,
                                 }
                             }
+                        }
+                    }
+                    // After any wait for a paused slot, so nothing slips past a pause.
+                    if node.pause.is_active() {
+                        if let Err(e) = write_out(socket, output, &handle).await {
+                            return Close::Io(e);
+                        }
+                        tokio::select! {
+                            () = node.pause.wait(&args) => {}
+                            _ = shutdown.cancelled() => return Close::Normal,
+                            _ = handle.kill.cancelled() => return Close::Normal,
                         }
                     }
                     command::dispatch(node, session, args, output);

@@ -51,8 +51,18 @@ impl ClientPause {
         if !self.active.load(Ordering::Acquire) {
             return None;
         }
-        let state = *self.state.lock();
-        let p = state.filter(|p| p.until > Instant::now())?;
+        let p = {
+            let mut state = self.state.lock();
+            match *state {
+                Some(p) if p.until > Instant::now() => p,
+                _ => {
+                    // Over: back to the lock-free fast path.
+                    *state = None;
+                    self.active.store(false, Ordering::Release);
+                    return None;
+                }
+            }
+        };
         let (_, spec) = crate::command::lookup(args.first()?)?;
         // CLIENT itself runs, so a paused node can be unpaused.
         if spec.name == "client" {
@@ -80,5 +90,11 @@ impl ClientPause {
     /// Whether a pause may be in force (cheap).
     pub fn is_active(&self) -> bool {
         self.active.load(Ordering::Acquire)
+    }
+
+    /// Whether writes are paused now (the active expiry holds off meanwhile, so a paused
+    /// primary's stream stands still, as Redis's does).
+    pub fn writes_paused(&self) -> bool {
+        self.is_active() && self.state.lock().is_some_and(|p| p.until > Instant::now())
     }
 }

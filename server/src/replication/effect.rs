@@ -13,9 +13,11 @@ use crate::key::Key;
 use crate::node::Node;
 use crate::value::Value;
 
-/// Largest single effect a replica accepts (the bus's frame limit): a longer length is a
-/// broken stream, not an allocation to make.
-pub const MAX_EFFECT_BYTES: usize = crate::cluster::bus::MAX_FRAME_BYTES;
+/// Largest single effect a replica accepts: twice Redis's largest `proto-max-bulk-len`
+/// default (a value of 512 MiB and its key). A longer length is a broken stream. Nothing is
+/// allocated from the length: an effect's bytes are held as they arrive, spread over
+/// frames.
+pub const MAX_EFFECT_BYTES: usize = 1024 * 1024 * 1024;
 
 /// One key's state after a write.
 #[derive(Clone, PartialEq, prost::Message)]

@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 use tokio::net::TcpStream;
-use tokio_util::codec::{Framed, FramedParts};
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
@@ -30,6 +30,10 @@ const SNAPSHOT_FRAME_BYTES: usize = 256 * 1024;
 const SNAPSHOT_SCAN_STEP: usize = 256;
 /// A ping when nothing else was sent for this long, so the replica sees a live link.
 const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// Largest frame read from a replica (acknowledgements are about ten bytes).
+const MAX_ACK_FRAME_BYTES: usize = 1024;
+/// Scan steps per snapshot frame at most, so a sparse keyspace still yields often.
+const SNAPSHOT_STEPS_PER_FRAME: usize = 64;
 /// How often a link checks that its replica still has its next byte in the backlog.
 const WATCHDOG_INTERVAL: Duration = Duration::from_millis(100);
 /// A replica that sends nothing (no acknowledgement) for this long is dropped.
@@ -51,6 +55,19 @@ pub struct Plan {
     pub start: Start,
     /// The port the replica said it serves clients on.
     pub listening_port: u16,
+    /// The stream's generation when `PSYNC` was answered: a reset after it makes the
+    /// link stale.
+    pub generation: u64,
+}
+
+/// Detaches the replica however the link ends (the task may be dropped mid-send when the
+/// client is killed).
+struct Detach<'a>(&'a Node, Arc<Attached>);
+
+impl Drop for Detach<'_> {
+    fn drop(&mut self) {
+        self.0.repl.detach(&self.1);
+    }
 }
 
 /// Serves a replica on `socket` until it leaves, falls behind, or the node stops.
@@ -63,10 +80,16 @@ pub async fn serve(
     addr: SocketAddr,
     stop: CancellationToken,
 ) {
-    let mut parts = FramedParts::new::<Bytes>(socket, crate::cluster::bus::codec());
-    parts.read_buf = input;
-    let framed = Framed::from_parts(parts);
-    let (mut tx, mut rx) = framed.split::<Bytes>();
+    let (read_half, write_half) = socket.into_split();
+    // Acknowledgements are a few bytes: a replica may not make this side buffer more.
+    let mut rx = FramedRead::new(
+        read_half,
+        LengthDelimitedCodec::builder()
+            .max_frame_length(MAX_ACK_FRAME_BYTES)
+            .new_codec(),
+    );
+    rx.read_buffer_mut().extend_from_slice(&input);
+    let mut tx = FramedWrite::new(write_half, crate::cluster::bus::codec());
     let start_offset = match plan.start {
         Start::Continue(o) | Start::Full(o) => o,
     };
@@ -82,6 +105,7 @@ pub async fn serve(
         online: std::sync::atomic::AtomicBool::new(matches!(plan.start, Start::Continue(_))),
     });
     node.repl.attach(Arc::clone(&attached));
+    let _detach = Detach(node, Arc::clone(&attached));
     info!(%addr, ?plan, "replica attached");
     let reader = {
         let attached = Arc::clone(&attached);
@@ -126,6 +150,9 @@ pub async fn serve(
             if sent < first {
                 return format!("offset {sent} left the backlog: the replica is too slow");
             }
+            if node.repl.generation() != plan.generation {
+                return "the stream started over".to_owned();
+            }
         }
     };
     let why = tokio::select! {
@@ -134,14 +161,10 @@ pub async fn serve(
         why = watchdog => why,
         _ = stop.cancelled() => "node stopping".to_owned(),
     };
-    node.repl.detach(&attached);
     info!(%addr, reason = %why, "replica detached");
 }
 
-type Tx = futures_util::stream::SplitSink<
-    Framed<TcpStream, tokio_util::codec::LengthDelimitedCodec>,
-    Bytes,
->;
+type Tx = FramedWrite<tokio::net::tcp::OwnedWriteHalf, LengthDelimitedCodec>;
 
 async fn send(tx: &mut Tx, kind: FrameKind, offset: u64, data: Bytes) -> Result<(), String> {
     let frame = LinkFrame {
@@ -195,7 +218,9 @@ async fn snapshot(
         // The stream first, so the backlog never runs ahead of this link while the
         // snapshot is long.
         catch_up(node, tx, offset, attached).await?;
-        while batch.len() < SNAPSHOT_FRAME_BYTES {
+        let mut steps = 0;
+        while batch.len() < SNAPSHOT_FRAME_BYTES && steps < SNAPSHOT_STEPS_PER_FRAME {
+            steps += 1;
             cursor = node
                 .store
                 .scan_entries(cursor, SNAPSHOT_SCAN_STEP, |k, v, at| {
@@ -207,8 +232,14 @@ async fn snapshot(
             }
         }
         if !batch.is_empty() {
+            // An entry larger than a frame goes out over several; the replica joins them.
             let data = Bytes::from(std::mem::take(&mut batch));
-            send(tx, FrameKind::Snapshot, 0, data).await?;
+            let mut at = 0;
+            while at < data.len() {
+                let end = (at + SNAPSHOT_FRAME_BYTES).min(data.len());
+                send(tx, FrameKind::Snapshot, 0, data.slice(at..end)).await?;
+                at = end;
+            }
             batch.reserve(SNAPSHOT_FRAME_BYTES + 4096);
         }
         if cursor == 0 {

@@ -29,6 +29,8 @@ const LINK_TIMEOUT: Duration = Duration::from_secs(5);
 const ACK_INTERVAL: Duration = Duration::from_millis(500);
 /// Longest handshake reply line.
 const MAX_LINE_BYTES: usize = 1024;
+/// What one held frame counts for beyond its bytes.
+const HELD_FRAME_OVERHEAD_BYTES: usize = 64;
 /// Stream bytes a replica holds while it loads a snapshot; past it the sync restarts
 /// (Redis bounds the same buffer on the primary with `client-output-buffer-limit replica`).
 const SYNC_BUFFER_LIMIT_BYTES: usize = 512 * 1024 * 1024;
@@ -36,18 +38,31 @@ const SYNC_BUFFER_LIMIT_BYTES: usize = 512 * 1024 * 1024;
 /// Follows the primary the role names, reconnecting as needed, until the node stops.
 pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
     let mut role = node.repl.watch_role();
+    // A replica holds what its primary holds: its own `maxmemory` is set aside while it
+    // is one (Redis's `replica-ignore-maxmemory yes`), and put back on promotion.
+    let mut set_aside: Option<Option<u64>> = None;
     loop {
         let current = role.borrow_and_update().clone();
         let Role::Replica(primary) = current else {
+            if let Some(max) = set_aside.take() {
+                node.store.set_max_weight(max);
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = role.changed() => if r.is_err() { return },
             }
             continue;
         };
+        if set_aside.is_none() {
+            set_aside = Some(node.store.max_weight());
+            node.store.set_max_weight(None);
+        }
         let result = tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = role.changed() => continue,
+            _ = role.changed() => {
+                node.repl.set_loading(false);
+                continue;
+            }
             r = follow(&node, primary) => r,
         };
         if let Err(e) = result {
@@ -125,6 +140,7 @@ async fn follow(node: &Arc<Node>, primary: SocketAddr) -> Result<(), String> {
     }
     node.repl.set_link(LinkState::Connected);
     let mut last_ack = std::time::Instant::now();
+    let mut last_heard = std::time::Instant::now();
     ack(&mut framed, offset).await?;
     loop {
         let frame = match tokio::time::timeout(ACK_INTERVAL, framed.next()).await {
@@ -134,10 +150,13 @@ async fn follow(node: &Arc<Node>, primary: SocketAddr) -> Result<(), String> {
             Err(_) => None,
         };
         if let Some(frame) = &frame {
+            last_heard = std::time::Instant::now();
+            node.repl.heard_from_primary();
             if frame.kind == FrameKind::Stream as i32 {
                 offset = apply_stream(node, &mut applier, offset, frame)?;
             }
-        } else if last_ack.elapsed() > LINK_TIMEOUT {
+        } else if last_heard.elapsed() > LINK_TIMEOUT {
+            // It pings every second: this long without a frame, the link is dead.
             return Err("the primary went silent".into());
         }
         if frame.is_some() || last_ack.elapsed() >= ACK_INTERVAL {
@@ -157,9 +176,14 @@ async fn load_snapshot(
     replid: &str,
     at: u64,
 ) -> Result<u64, String> {
-    // The old data goes; nothing of it is recorded (a replica records nothing).
-    node.store.clear();
-    node.repl.reset_to(replid, at);
+    // The old data goes (off the async workers: it may be millions of entries); nothing
+    // of it is recorded, a replica records nothing. Until the snapshot is complete the
+    // replica holds no id it could resume under: an interrupted load starts over.
+    let store = node.store.clone();
+    tokio::task::spawn_blocking(move || store.clear())
+        .await
+        .map_err(|e| format!("clearing the keyspace failed: {e}"))?;
+    node.repl.reset_to(&super::random_id(), at);
     let mut held: Vec<LinkFrame> = Vec::new();
     let mut held_bytes = 0usize;
     let mut snapshot = Applier::default();
@@ -173,19 +197,23 @@ async fn load_snapshot(
         };
         match FrameKind::from_i32(frame.kind) {
             Some(FrameKind::Snapshot) => {
+                // An entry larger than a frame spans several.
                 snapshot.apply(node, &frame.data)?;
-                if snapshot.pending() > 0 {
-                    return Err("a snapshot frame ended inside an entry".into());
-                }
             }
             Some(FrameKind::Stream) => {
-                held_bytes += frame.data.len();
+                // Counted with a per-frame overhead, so empty frames count too.
+                held_bytes += frame.data.len() + HELD_FRAME_OVERHEAD_BYTES;
                 if held_bytes > SYNC_BUFFER_LIMIT_BYTES {
                     return Err("too many writes while loading the snapshot".into());
                 }
                 held.push(frame);
             }
-            Some(FrameKind::SnapshotEnd) => break,
+            Some(FrameKind::SnapshotEnd) => {
+                if snapshot.pending() > 0 {
+                    return Err("the snapshot ended inside an entry".into());
+                }
+                break;
+            }
             Some(FrameKind::Ping) | None => {}
         }
         // Keep the primary's view of this link alive while a long snapshot loads.
@@ -196,9 +224,13 @@ async fn load_snapshot(
         tokio::task::yield_now().await;
     }
     let mut offset = at;
-    for frame in held {
-        offset = apply_stream(node, applier, offset, &frame)?;
+    for (i, frame) in held.iter().enumerate() {
+        offset = apply_stream(node, applier, offset, frame)?;
+        if i % 64 == 63 {
+            tokio::task::yield_now().await;
+        }
     }
+    node.repl.synced_as(replid);
     Ok(offset)
 }
 
@@ -210,6 +242,10 @@ fn apply_stream(
     offset: u64,
     frame: &LinkFrame,
 ) -> Result<u64, String> {
+    if !node.repl.is_replica() {
+        // Promoted meanwhile: the old primary's stream is not ours to apply any more.
+        return Err("promoted".into());
+    }
     let expected = offset + applier.pending() as u64;
     if frame.offset != expected {
         return Err(format!(
