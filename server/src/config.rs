@@ -128,6 +128,9 @@ pub struct Config {
     pub masterauth: Option<String>,
     /// Milliseconds without heartbeats after which a node is failed (`cluster-node-timeout`).
     pub cluster_node_timeout: Duration,
+    /// Port of the Prometheus endpoint (`GET /metrics`) on the bind address; none by
+    /// default, 0 picks a free one.
+    pub metrics_port: Option<u16>,
 }
 
 impl Default for Config {
@@ -167,6 +170,7 @@ impl Default for Config {
             replicaof: None,
             masterauth: None,
             cluster_node_timeout: Duration::from_millis(DEFAULT_NODE_TIMEOUT_MILLIS),
+            metrics_port: None,
         }
     }
 }
@@ -209,6 +213,7 @@ struct FileConfig {
     replicaof: Option<String>,
     masterauth: Option<String>,
     cluster_node_timeout: Option<u64>,
+    metrics_port: Option<u16>,
 }
 
 /// One setting given as text (from a flag or an environment variable).
@@ -315,6 +320,7 @@ impl Config {
                 "cluster-node-timeout",
                 file.cluster_node_timeout.map(|v| v.to_string()),
             ),
+            ("metrics-port", file.metrics_port.map(|v| v.to_string())),
         ];
         for (name, value) in pairs {
             if let Some(value) = value {
@@ -420,6 +426,7 @@ impl Config {
                 }
                 self.cluster_node_timeout = Duration::from_millis(ms);
             }
+            "metrics-port" => self.metrics_port = Some(value.trim().parse().map_err(|_| bad())?),
             _ => return Err(Error::Config(format!("unknown setting '{name}'"))),
         }
         Ok(())

@@ -46,6 +46,7 @@ pub mod cron;
 pub mod error;
 pub mod hotkeys;
 pub mod key;
+pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod pattern;

@@ -118,6 +118,9 @@ struct Args {
     /// Milliseconds without heartbeats after which a cluster node is failed (default 2000).
     #[arg(long = "cluster-node-timeout", env = "CACHALOT_CLUSTER_NODE_TIMEOUT")]
     cluster_node_timeout: Option<String>,
+    /// Serve Prometheus metrics (GET /metrics) on this port (default: off; 0 = any).
+    #[arg(long = "metrics-port", env = "CACHALOT_METRICS_PORT")]
+    metrics_port: Option<String>,
     /// Worker threads (default: one per available core).
     #[arg(long, env = "CACHALOT_THREADS")]
     threads: Option<usize>,
@@ -128,7 +131,7 @@ struct Args {
 
 impl Args {
     fn overrides(&self) -> Vec<(&'static str, &str)> {
-        let pairs: [(&'static str, &Option<String>); 32] = [
+        let pairs: [(&'static str, &Option<String>); 33] = [
             ("bind", &self.bind),
             ("port", &self.port),
             ("maxmemory", &self.maxmemory),
@@ -161,6 +164,7 @@ impl Args {
             ("replicaof", &self.replicaof),
             ("masterauth", &self.masterauth),
             ("cluster-node-timeout", &self.cluster_node_timeout),
+            ("metrics-port", &self.metrics_port),
         ];
         pairs
             .into_iter()

@@ -47,6 +47,18 @@ pub async fn run(
     if node.config.cluster_dynamic() {
         crate::cluster::membership::start(&node, &tracker, &shutdown).await?;
     }
+    if let Some(port) = node.config.metrics_port {
+        let addr = std::net::SocketAddr::new(node.config.bind, port);
+        let metrics = TcpListener::bind(addr).await.map_err(|source| Error::Io {
+            context: format!("bind metrics port {addr}"),
+            source,
+        })?;
+        tracker.spawn(crate::metrics::serve(
+            metrics,
+            Arc::clone(&node),
+            shutdown.child_token(),
+        ));
+    }
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "cachalot-server ready to accept connections");
     }
