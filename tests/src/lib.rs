@@ -701,6 +701,29 @@ pub fn wait_until_stopped(pid: u32) {
     }
 }
 
+/// Polls `ok` every 20 ms until it holds; panics naming `what` after `secs` seconds.
+pub fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// One field of `INFO <section>` of the node at `addr`; empty when absent.
+pub fn info_field(addr: SocketAddr, section: &str, name: &str) -> String {
+    command(addr, &["INFO", section])
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::listening_addr;

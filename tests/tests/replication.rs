@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use cachalot_tests::{command, run_tool, ServerProcess};
+use cachalot_tests::{command, info_field, run_tool, wait_until, ServerProcess};
 use redis::Commands;
 
 /// `INFO replication` of a node as `field -> value`.
@@ -20,19 +20,7 @@ fn repl_info(addr: SocketAddr) -> BTreeMap<String, String> {
 }
 
 fn field(addr: SocketAddr, name: &str) -> String {
-    repl_info(addr).get(name).cloned().unwrap_or_default()
-}
-
-/// Polls `ok` until it holds, panicking with `what` after `secs`.
-fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
+    info_field(addr, "replication", name)
 }
 
 fn connect(server: &ServerProcess) -> redis::Connection {
