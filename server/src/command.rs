@@ -246,8 +246,15 @@ pub fn dispatch(node: &Arc<Node>, session: &mut Session, args: Vec<Bytes>, out: 
     // Failed writes too: a command may have changed a key before it failed, and
     // recording a key's state twice changes nothing.
     if spec.flags.contains(Flags::WRITE) && node.repl.is_active() {
+        let mut keyed = false;
         for k in key_spec::keys(spec, &args) {
-            node.repl.record(&node.store, k);
+            keyed = true;
+            let pass = node.repl.record(&node.store, k);
+            ctx.session.last_write_pass = ctx.session.last_write_pass.max(pass);
+        }
+        if !keyed {
+            // FLUSHALL: its effects were recorded key by key by the removal listener.
+            ctx.session.last_write_pass = crate::replication::EVERYTHING;
         }
     }
     if tracked {

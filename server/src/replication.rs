@@ -58,7 +58,15 @@ struct Stripe {
 struct StripeBuf {
     bytes: Vec<u8>,
     overflowed: bool,
+    /// The drain pass that last emptied this stripe: what is appended now goes out in
+    /// the next one.
+    drained_in: u64,
 }
+
+/// Drain passes whose end offsets are kept for `WAIT` (about 4 s at one pass a
+/// millisecond); a client whose last write is older waits for a later, larger offset,
+/// which is never wrong, only stricter.
+const PASS_ENDS_KEPT: usize = 4096;
 
 /// This node's place in replication.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,6 +160,10 @@ pub struct Replication {
     generation: AtomicU64,
     last_io_millis: AtomicU64,
     holds_data: AtomicBool,
+    /// Drain passes completed.
+    passes: AtomicU64,
+    /// `(pass, stream end after it)` for the latest passes.
+    pass_ends: Mutex<std::collections::VecDeque<(u64, u64)>>,
 }
 
 thread_local! {
@@ -187,6 +199,8 @@ impl Replication {
             generation: AtomicU64::new(0),
             last_io_millis: AtomicU64::new(0),
             holds_data: AtomicBool::new(true),
+            passes: AtomicU64::new(0),
+            pass_ends: Mutex::new(std::collections::VecDeque::with_capacity(PASS_ENDS_KEPT)),
         }
     }
 
@@ -279,10 +293,12 @@ impl Replication {
     }
 
     /// Records the current state of `key` (after a write to it, or its removal by the
-    /// keyspace) when writes are being recorded.
-    pub fn record(&self, store: &Keyspace, key: &[u8]) {
+    /// keyspace) when writes are being recorded. Returns the drain pass that will give the
+    /// effect its offset (see [`wait_target`](Self::wait_target)), 0 when nothing was
+    /// recorded.
+    pub fn record(&self, store: &Keyspace, key: &[u8]) -> u64 {
         if !self.is_active() || self.is_replica() {
-            return;
+            return 0;
         }
         let stripe = &self.stripes[stripe_of(key)];
         store.inspect(key, |live| {
@@ -298,7 +314,32 @@ impl Replication {
             } else if !s.overflowed {
                 s.bytes.extend_from_slice(&encoded);
             }
-        });
+            // Drain passes run one at a time and each empties every stripe under its
+            // lock: the next pass after the one that last emptied this stripe takes it.
+            s.drained_in + 1
+        })
+    }
+
+    /// The offset a client's writes are acknowledged at: the end of the stream after
+    /// drain pass `pass` (from [`record`](Self::record)), once that pass has run. 0 for
+    /// a client that wrote nothing.
+    pub fn wait_target(&self, pass: u64) -> u64 {
+        if pass == 0 {
+            return 0;
+        }
+        if pass == EVERYTHING {
+            // A write without keys (FLUSHALL): everything recorded so far.
+            return self.drain();
+        }
+        if self.passes.load(Ordering::SeqCst) < pass {
+            self.drain();
+        }
+        let ends = self.pass_ends.lock();
+        match ends.iter().find(|(p, _)| *p >= pass) {
+            Some(&(_, end)) => end,
+            // Not run yet (a drain raced with a reset): the current end is later still.
+            None => ends.back().map_or(0, |&(_, end)| end),
+        }
     }
 
     /// Whether the removal listener should record a removal of this cause now.
@@ -320,9 +361,11 @@ impl Replication {
         let mut spare = Vec::new();
         let mut lost = false;
         let mut backlog = self.backlog.lock();
+        let pass = self.passes.load(Ordering::SeqCst) + 1;
         for stripe in self.stripes.iter() {
             {
                 let mut s = stripe.pending.lock();
+                s.drained_in = pass;
                 if s.overflowed {
                     s.overflowed = false;
                     lost = true;
@@ -350,6 +393,14 @@ impl Replication {
             tracing::warn!("replication stream reset: an effect buffer overflowed");
         }
         let end = backlog.end();
+        {
+            let mut ends = self.pass_ends.lock();
+            if ends.len() == PASS_ENDS_KEPT {
+                ends.pop_front();
+            }
+            ends.push_back((pass, end));
+        }
+        self.passes.store(pass, Ordering::SeqCst);
         drop(backlog);
         self.end.send_if_modified(|e| {
             let changed = *e != end;
@@ -465,6 +516,11 @@ impl Replication {
         self.holds_data.store(true, Ordering::SeqCst);
     }
 
+    /// Drain passes completed so far.
+    pub fn passes(&self) -> u64 {
+        self.passes.load(Ordering::SeqCst)
+    }
+
     /// Whether this node holds its shard's data: a primary, or a replica that completed a
     /// sync (its link may be down since: its primary may just have failed). A replica
     /// loading a snapshot, or a former primary not yet resynced, does not.
@@ -504,6 +560,10 @@ impl Replication {
             .count()
     }
 }
+
+/// The pass [`wait_target`](Replication::wait_target) reads as "everything recorded so
+/// far", for writes whose effects are not known one by one (`FLUSHALL`).
+pub const EVERYTHING: u64 = u64::MAX;
 
 /// Forty zeros: no id (Redis's `master_replid2` without one).
 pub const NO_ID: &str = "0000000000000000000000000000000000000000";

@@ -248,6 +248,43 @@ fn wait_counts_the_replicas_that_acknowledged_and_times_out() {
         .query(&mut p)
         .expect("WAIT");
     assert_eq!(n, 1, "only the running replica acknowledged");
+    // WAIT is about this client's writes, as in Redis: another client's later writes,
+    // which the stopped replica lacks, do not make this client's count drop.
+    second.pause();
+    let mut other = connect(&primary);
+    let _: () = other.set("other", "x").expect("SET");
+    let n: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(200)
+        .query(&mut other)
+        .expect("WAIT");
+    assert_eq!(n, 0, "nobody has the other client's write");
+    second.signal("CONT");
+    let n: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(2000)
+        .query(&mut p)
+        .expect("WAIT");
+    assert_eq!(n, 1, "the running replica has this client's writes");
+    second.pause();
+    let _: () = other.set("other", "y").expect("SET");
+    let n: i64 = redis::cmd("WAIT")
+        .arg(2)
+        .arg(200)
+        .query(&mut p)
+        .expect("WAIT");
+    assert_eq!(
+        n, 1,
+        "both stopped now, but the second one had this client's writes before it stopped"
+    );
+    let mut idle = connect(&primary);
+    let n: i64 = redis::cmd("WAIT")
+        .arg(0)
+        .arg(0)
+        .query(&mut idle)
+        .expect("WAIT");
+    assert_eq!(n, 2, "a client that wrote nothing counts every replica");
+    second.signal("CONT");
     first.signal("CONT");
     assert_eq!(wait_replicas(&mut p, 2), 2);
     let v: String = connect(&second).get("k").expect("GET");

@@ -96,9 +96,9 @@ pub fn role(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
     }
 }
 
-/// `WAIT numreplicas timeout`: how many replicas have acknowledged every write made
-/// before it (all of this client's included), waiting up to `timeout` ms (0 = forever)
-/// for `numreplicas` of them.
+/// `WAIT numreplicas timeout`: how many replicas have acknowledged this client's writes,
+/// waiting up to `timeout` ms (0 = forever) for `numreplicas` of them. As in Redis, a
+/// client that wrote nothing counts every replica.
 pub fn wait(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let repl = Arc::clone(&ctx.node.repl);
     if repl.is_replica() {
@@ -112,7 +112,9 @@ pub fn wait(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         // Never a replica, so no write was ever recorded: nothing to wait for.
         return ctx.int(0);
     }
-    let target = repl.drain();
+    let target = repl.wait_target(ctx.session.last_write_pass);
+    // Every pass so far has run: "everything" is no later than the latest one now.
+    ctx.session.last_write_pass = ctx.session.last_write_pass.min(repl.passes());
     let wanted = usize::try_from(wanted).unwrap_or(0);
     let now = repl.acked_at_least(target);
     if now >= wanted {

@@ -43,6 +43,8 @@ pub struct Session {
     pub replica_link: Option<crate::replication::primary::Plan>,
     /// The port a replica said it serves clients on (`REPLCONF listening-port`).
     pub listening_port: u16,
+    /// The replication drain pass that carries this client's last write (`WAIT`).
+    pub last_write_pass: u64,
 }
 
 /// A reply that is not ready yet: the encoded reply, once it is.
@@ -90,6 +92,7 @@ impl Session {
             deferred: None,
             replica_link: None,
             listening_port: 0,
+            last_write_pass: 0,
         }
     }
 
