@@ -124,7 +124,10 @@ fn main() {
         (m_on / m_off - 1.0) * 100.0,
         (m_ratio - 1.0) * 100.0,
         node.hotkeys.dropped_samples(),
-        node.hotkeys.hot(1).first().map(|k| String::from_utf8_lossy(&k.key).into_owned()),
+        node.hotkeys
+            .hot(1)
+            .first()
+            .map(|k| String::from_utf8_lossy(&k.key).into_owned()),
     );
     shutdown.cancel();
 }
