@@ -24,7 +24,6 @@ pub mod effect;
 pub mod primary;
 pub mod replica;
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -164,12 +163,6 @@ pub struct Replication {
     passes: AtomicU64,
     /// `(pass, stream end after it)` for the latest passes.
     pass_ends: Mutex<std::collections::VecDeque<(u64, u64)>>,
-}
-
-thread_local! {
-    /// Set while this thread empties the keyspace for `FLUSHALL`: the removal listener
-    /// then records every removed key.
-    static FLUSHING: Cell<bool> = const { Cell::new(false) };
 }
 
 impl Replication {
@@ -342,17 +335,40 @@ impl Replication {
         }
     }
 
-    /// Whether the removal listener should record a removal of this cause now.
+    /// Whether the removal listener should record a removal of this cause: expiry and
+    /// eviction (the keyspace's own decisions), not removals a command made and records.
     pub fn records_removal(&self, cause: cachalot_store::RemovalCause) -> bool {
-        self.is_active() && (cause.was_automatic() || FLUSHING.with(Cell::get))
+        self.is_active() && cause.was_automatic()
     }
 
-    /// Runs `clear` (emptying the keyspace) with every removed key recorded.
-    pub fn flushing<R>(clear: impl FnOnce() -> R) -> R {
-        FLUSHING.with(|f| f.set(true));
-        let r = clear();
-        FLUSHING.with(|f| f.set(false));
-        r
+    /// `FLUSHALL`: runs `clear` (emptying the keyspace), then, when writes are recorded,
+    /// starts the stream over, so every replica resyncs from a snapshot of the emptied
+    /// keyspace instead of receiving a deletion per key.
+    ///
+    /// Effects still in the stripes are dropped with the old stream: each is the state of
+    /// a key after a write that happened before the restart, which the snapshot that
+    /// every replica takes next reads anyway (or a later effect replaces).
+    pub fn flush(&self, clear: impl FnOnce()) {
+        clear();
+        if !self.is_active() || self.is_replica() {
+            return;
+        }
+        let mut backlog = self.backlog.lock();
+        for stripe in self.stripes.iter() {
+            let mut s = stripe.pending.lock();
+            s.bytes.clear();
+            s.overflowed = false;
+        }
+        // One past the old end: no acknowledgement of the old stream reaches the new
+        // one's offsets, so WAIT counts only replicas that resynced.
+        let end = backlog.end();
+        backlog.reset(end + 1);
+        *self.ids.lock() = StreamId {
+            replid: random_id(),
+            replid2: NO_ID.to_owned(),
+            second_offset: -1,
+        };
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Moves every stripe's effects into the backlog and returns the stream's end. After
@@ -379,9 +395,10 @@ impl Replication {
             spare.clear();
         }
         if lost {
-            // Replicas would miss an effect: cut every link and make the next sync full.
+            // Replicas would miss an effect: cut every link and make the next sync full,
+            // past the old offsets so no old acknowledgement counts for WAIT.
             let end = backlog.end();
-            backlog.reset(end);
+            backlog.reset(end + 1);
             *self.ids.lock() = StreamId {
                 replid: random_id(),
                 replid2: NO_ID.to_owned(),

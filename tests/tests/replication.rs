@@ -155,11 +155,16 @@ fn a_replica_applies_every_kind_of_write_and_refuses_clients_writes() {
     assert_eq!(info["master_port"], primary.port().to_string());
     assert_eq!(info["master_repl_offset"], role.1.to_string());
 
-    // FLUSHALL empties the replica too.
+    // FLUSHALL empties the replica too: the stream starts over, and the replica
+    // resyncs from the emptied keyspace (WAIT counts it once it has).
     let _: () = redis::cmd("FLUSHALL").query(&mut p).expect("FLUSHALL");
+    let _: () = p.set("after-flush", "kept").expect("SET");
     assert_eq!(wait_replicas(&mut p, 1), 1);
     let replica_keys: i64 = redis::cmd("DBSIZE").query(&mut r).expect("DBSIZE");
-    assert_eq!(replica_keys, 0);
+    assert_eq!(replica_keys, 1);
+    let kept: Option<String> = r.get("after-flush").expect("GET");
+    assert_eq!(kept.as_deref(), Some("kept"));
+    assert_eq!(field(primary.addr(), "sync_full"), "2");
 
     // REPLICAOF NO ONE makes it a primary that takes writes.
     let _: () = redis::cmd("REPLICAOF")

@@ -425,7 +425,8 @@ pub fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if args.len() > 2 {
         return Err(CommandError::Syntax);
     }
-    crate::replication::Replication::flushing(|| ctx.node.store.clear());
+    let store = &ctx.node.store;
+    ctx.node.repl.flush(|| store.clear());
     ctx.ok()
 }
 
