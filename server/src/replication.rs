@@ -163,6 +163,8 @@ pub struct Replication {
     passes: AtomicU64,
     /// `(pass, stream end after it)` for the latest passes.
     pass_ends: Mutex<std::collections::VecDeque<(u64, u64)>>,
+    /// The keyspace's `maxmemory` while it is set aside (on a replica).
+    maxmemory_set_aside: Mutex<Option<Option<u64>>>,
 }
 
 impl Replication {
@@ -194,6 +196,7 @@ impl Replication {
             holds_data: AtomicBool::new(true),
             passes: AtomicU64::new(0),
             pass_ends: Mutex::new(std::collections::VecDeque::with_capacity(PASS_ENDS_KEPT)),
+            maxmemory_set_aside: Mutex::new(None),
         }
     }
 
@@ -531,6 +534,41 @@ impl Replication {
             second_offset: -1,
         };
         self.holds_data.store(true, Ordering::SeqCst);
+    }
+
+    /// Sets the keyspace's `maxmemory` aside while this node is a replica (Redis's
+    /// `replica-ignore-maxmemory yes`): it holds what its primary holds and never evicts
+    /// by itself.
+    pub fn set_aside_maxmemory(&self, store: &Keyspace) {
+        let mut saved = self.maxmemory_set_aside.lock();
+        if saved.is_none() {
+            *saved = Some(store.max_weight());
+            store.set_max_weight(None);
+        }
+    }
+
+    /// Puts a set-aside `maxmemory` back (on promotion).
+    pub fn restore_maxmemory(&self, store: &Keyspace) {
+        if let Some(max) = self.maxmemory_set_aside.lock().take() {
+            store.set_max_weight(max);
+        }
+    }
+
+    /// `maxmemory` as configured: the set-aside value on a replica.
+    pub fn maxmemory(&self, store: &Keyspace) -> Option<u64> {
+        match *self.maxmemory_set_aside.lock() {
+            Some(saved) => saved,
+            None => store.max_weight(),
+        }
+    }
+
+    /// `CONFIG SET maxmemory`: on a replica it takes effect on promotion.
+    pub fn set_maxmemory(&self, store: &Keyspace, max: Option<u64>) {
+        let mut saved = self.maxmemory_set_aside.lock();
+        match saved.as_mut() {
+            Some(s) => *s = max,
+            None => store.set_max_weight(max),
+        }
     }
 
     /// Drain passes completed so far.

@@ -182,8 +182,13 @@ fn a_replica_applies_every_kind_of_write_and_refuses_clients_writes() {
 fn expired_and_evicted_keys_leave_the_replica_with_the_primary() {
     let primary =
         ServerProcess::start_with(&["--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru"]);
-    // The replica has no bound of its own to evict by: it holds what the primary holds.
-    let replica = replica_of(&primary, &[]);
+    // The replica's own, smaller bound is set aside while it is one: it holds what the
+    // primary holds, and evicts nothing by itself.
+    let replica = replica_of(
+        &primary,
+        &["--maxmemory", "1mb", "--maxmemory-policy", "allkeys-lru"],
+    );
+    let _ = command(replica.addr(), &["CONFIG", "SET", "maxmemory", "512kb"]);
     let mut p = connect(&primary);
     let value = "x".repeat(1000);
     for i in 0..5000 {
@@ -225,6 +230,12 @@ fn expired_and_evicted_keys_leave_the_replica_with_the_primary() {
         kept += usize::from(on_primary.is_some());
     }
     assert!(kept > 0 && kept < 5000, "some evicted, some kept: {kept}");
+    let configured: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory")
+        .query(&mut r)
+        .expect("CONFIG GET");
+    assert_eq!(configured, ["maxmemory", "524288"], "kept for a promotion");
 }
 
 #[test]

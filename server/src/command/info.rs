@@ -161,7 +161,7 @@ pub fn rss_bytes() -> u64 {
 fn memory(node: &Node, out: &mut String) {
     let used = node.store.weighted_size();
     let rss = rss_bytes();
-    let max = node.store.max_weight().unwrap_or(0);
+    let max = node.repl.maxmemory(&node.store).unwrap_or(0);
     out.push_str("# Memory\r\n");
     field!(out, "used_memory", used);
     field!(out, "used_memory_human", human_bytes(used));

@@ -86,11 +86,11 @@ fn set_u64(
 static PARAMS: &[Param] = &[
     Param {
         name: "maxmemory",
-        get: |n| n.store.max_weight().unwrap_or(0).to_string(),
+        get: |n| n.repl.maxmemory(&n.store).unwrap_or(0).to_string(),
         set: Some(|n, v, apply| {
             let bytes = parse_memory(v).ok_or("argument must be a memory value")?;
             if apply {
-                n.store.set_max_weight((bytes > 0).then_some(bytes));
+                n.repl.set_maxmemory(&n.store, (bytes > 0).then_some(bytes));
             }
             Ok(())
         }),

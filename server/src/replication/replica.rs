@@ -38,25 +38,18 @@ const SYNC_BUFFER_LIMIT_BYTES: usize = 512 * 1024 * 1024;
 /// Follows the primary the role names, reconnecting as needed, until the node stops.
 pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
     let mut role = node.repl.watch_role();
-    // A replica holds what its primary holds: its own `maxmemory` is set aside while it
-    // is one (Redis's `replica-ignore-maxmemory yes`), and put back on promotion.
-    let mut set_aside: Option<Option<u64>> = None;
     loop {
         let current = role.borrow_and_update().clone();
         let Role::Replica(primary) = current else {
-            if let Some(max) = set_aside.take() {
-                node.store.set_max_weight(max);
-            }
+            node.repl.restore_maxmemory(&node.store);
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 r = role.changed() => if r.is_err() { return },
             }
             continue;
         };
-        if set_aside.is_none() {
-            set_aside = Some(node.store.max_weight());
-            node.store.set_max_weight(None);
-        }
+        // A replica holds what its primary holds: it never evicts by itself.
+        node.repl.set_aside_maxmemory(&node.store);
         let result = tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = role.changed() => {
