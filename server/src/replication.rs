@@ -362,8 +362,14 @@ impl Replication {
             s.bytes.clear();
             s.overflowed = false;
         }
-        // One past the old end: no acknowledgement of the old stream reaches the new
-        // one's offsets, so WAIT counts only replicas that resynced.
+        self.start_over(&mut backlog);
+    }
+
+    /// Starts the stream over, with the backlog locked: a new id, offsets past the old
+    /// end (no acknowledgement of the old stream reaches the new one's, so WAIT counts
+    /// only replicas that resynced), and a new generation, on which every link closes and
+    /// its replica resyncs from scratch.
+    fn start_over(&self, backlog: &mut Backlog) {
         let end = backlog.end();
         backlog.reset(end + 1);
         *self.ids.lock() = StreamId {
@@ -398,17 +404,8 @@ impl Replication {
             spare.clear();
         }
         if lost {
-            // Replicas would miss an effect: cut every link and make the next sync full,
-            // past the old offsets so no old acknowledgement counts for WAIT.
-            let end = backlog.end();
-            backlog.reset(end + 1);
-            *self.ids.lock() = StreamId {
-                replid: random_id(),
-                replid2: NO_ID.to_owned(),
-                second_offset: -1,
-            };
-            // Links notice this and close: their replicas resync from scratch.
-            self.generation.fetch_add(1, Ordering::SeqCst);
+            // Replicas would miss an effect.
+            self.start_over(&mut backlog);
             self.resets.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("replication stream reset: an effect buffer overflowed");
         }
