@@ -298,17 +298,15 @@ impl Replication {
         }
         let stripe = &self.stripes[stripe_of(key)];
         store.inspect(key, |live| {
-            let mut encoded = Vec::with_capacity(key.len() + 32);
-            effect::encode(key, live, &mut encoded);
             let mut s = stripe.pending.lock();
             // Past the limit the drain is not keeping up: the stream has to start over.
             // One effect larger than the limit is taken into a stripe under it (the value
-            // exists in memory anyway).
+            // exists in memory anyway). Encoded straight into the stripe: no copy.
             if s.bytes.len() >= STRIPE_LIMIT_BYTES {
                 s.overflowed = true;
                 s.bytes.clear();
             } else if !s.overflowed {
-                s.bytes.extend_from_slice(&encoded);
+                effect::encode(key, live, &mut s.bytes);
             }
             // Drain passes run one at a time and each empties every stripe under its
             // lock: the next pass after the one that last emptied this stripe takes it.

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -146,18 +146,27 @@ fn a_killed_primary_is_replaced_and_every_waited_write_survives() {
     // Write load on shard 1: SET, then WAIT 1; a write counts as kept once WAIT says a
     // replica has it.
     let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+    let acks = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let killed_at: Arc<Mutex<Option<Instant>>> = Arc::default();
     let first_write_after: Arc<Mutex<Option<Instant>>> = Arc::default();
     let addrs: Vec<SocketAddr> = [0, 3, 4].iter().map(|&i| c.node(i).addr()).collect();
     let writer = {
-        let (acked, stop, killed_at, first) = (
+        let (acked, acks, stop, killed_at, first) = (
             Arc::clone(&acked),
+            Arc::clone(&acks),
             Arc::clone(&stop),
             Arc::clone(&killed_at),
             Arc::clone(&first_write_after),
         );
         std::thread::spawn(move || {
+            // Whoever of the replicas is primary now, if one is.
+            let promoted = || {
+                addrs[1..]
+                    .iter()
+                    .copied()
+                    .find(|&a| role(a).is_some_and(|(r, _)| r == "master"))
+            };
             let mut target = addrs[0];
             let mut conn: Option<redis::Connection> = None;
             let mut seq = 0u64;
@@ -169,17 +178,16 @@ fn a_killed_primary_is_replaced_and_every_waited_write_survives() {
                             cl.get_connection_with_timeout(Duration::from_millis(300))
                                 .ok()
                         });
-                    if let Some(cn) = &conn {
-                        let _ = cn.set_read_timeout(Some(Duration::from_secs(1)));
-                    } else {
-                        // Look for whoever is primary now.
-                        if let Some(&a) = addrs[1..]
-                            .iter()
-                            .find(|&&a| role(a).is_some_and(|(r, _)| r == "master"))
-                        {
-                            target = a;
+                    match &conn {
+                        Some(cn) => {
+                            let _ = cn.set_read_timeout(Some(Duration::from_secs(1)));
                         }
-                        std::thread::sleep(Duration::from_millis(20));
+                        // Nobody listens at the target: poll for the promoted replica
+                        // (the main thread's deadline bounds this).
+                        None => match promoted() {
+                            Some(a) => target = a,
+                            None => std::thread::park_timeout(Duration::from_millis(20)),
+                        },
                     }
                     continue;
                 };
@@ -196,17 +204,14 @@ fn a_killed_primary_is_replaced_and_every_waited_write_survives() {
                             redis::cmd("WAIT").arg(1).arg(500).query(cn);
                         if n.is_ok_and(|n| n >= 1) {
                             acked.lock().expect("lock").insert(key.clone(), value);
+                            acks.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    Err(e) => {
+                    Err(_) => {
                         // MOVED (the node became a replica), CLUSTERDOWN, or a dead
                         // socket: find the primary again.
-                        let _ = e;
                         conn = None;
-                        if let Some(&a) = addrs[1..]
-                            .iter()
-                            .find(|&&a| role(a).is_some_and(|(r, _)| r == "master"))
-                        {
+                        if let Some(a) = promoted() {
                             target = a;
                         }
                     }
@@ -214,7 +219,9 @@ fn a_killed_primary_is_replaced_and_every_waited_write_survives() {
             }
         })
     };
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_until("writes acknowledged before the kill", 20, || {
+        acks.load(Ordering::Relaxed) > 100
+    });
     let before = acked.lock().expect("lock").len();
     assert!(
         before > 20,
@@ -226,7 +233,12 @@ fn a_killed_primary_is_replaced_and_every_waited_write_survives() {
     wait_until("a write to succeed after the kill", 20, || {
         first_write_after.lock().expect("lock").is_some()
     });
-    std::thread::sleep(Duration::from_millis(500));
+    let at = acks.load(Ordering::Relaxed);
+    wait_until(
+        "writes acknowledged by the new primary's replica",
+        20,
+        || acks.load(Ordering::Relaxed) > at + 20,
+    );
     stop.store(true, Ordering::Relaxed);
     writer.join().expect("writer");
     let killed = killed_at.lock().expect("lock").expect("killed");
@@ -300,18 +312,13 @@ fn a_primary_cut_off_from_the_majority_refuses_writes_after_the_node_timeout() {
         c.node(i).pause();
     }
     let stopped = Instant::now();
-    let refused = loop {
+    let mut refused = None;
+    wait_until("the lone primary to refuse writes", 10, || {
         let r: redis::RedisResult<()> = redis::cmd("SET").arg(&key).arg("during").query(&mut conn);
-        match r {
-            Ok(()) => {}
-            Err(e) => break e,
-        }
-        assert!(
-            stopped.elapsed() < Duration::from_secs(10),
-            "writes still taken"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+        refused = r.err();
+        refused.is_some()
+    });
+    let refused = refused.expect("a refusal");
     let after = stopped.elapsed();
     eprintln!("minority primary refused writes {after:?} after losing the majority");
     assert!(
@@ -426,9 +433,10 @@ fn a_manual_failover_under_load_loses_no_write() {
     let keys = keys_owned_by(primary, primary.port(), 200, "manual");
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
+    let acks = Arc::new(AtomicUsize::new(0));
     let seeds: Vec<String> = (0..3).map(|i| c.node(i).addr().to_string()).collect();
     let writer = {
-        let (stop, acked) = (Arc::clone(&stop), Arc::clone(&acked));
+        let (stop, acked, acks) = (Arc::clone(&stop), Arc::clone(&acked), Arc::clone(&acks));
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -445,16 +453,22 @@ fn a_manual_failover_under_load_loses_no_write() {
                     let value = format!("v{seq}");
                     if client.set(key.as_str(), value.as_bytes()).await.is_ok() {
                         acked.lock().expect("lock").insert(key.clone(), value);
+                        acks.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             });
         })
     };
-    std::thread::sleep(Duration::from_millis(800));
+    wait_until("writes before the failover", 20, || {
+        acks.load(Ordering::Relaxed) > 200
+    });
     let replica = c.node(3).addr();
     let reply = command(replica, &["CLUSTER", "FAILOVER"]);
     assert_eq!(reply, Ok("OK".to_owned()));
-    std::thread::sleep(Duration::from_millis(800));
+    let at = acks.load(Ordering::Relaxed);
+    wait_until("writes taken by the new primary", 20, || {
+        acks.load(Ordering::Relaxed) > at + 200
+    });
     stop.store(true, Ordering::Relaxed);
     writer.join().expect("writer");
     assert_eq!(role(replica).map(|r| r.0).as_deref(), Some("master"));

@@ -428,6 +428,9 @@ fn a_replica_started_empty_syncs_a_million_keys_written_to_meanwhile() {
     wait_until("the link", 120, || {
         field(replica.addr(), "master_link_status") == "up"
     });
+    // WAIT counts this connection's writes: one more write, after all of the writer's,
+    // that the replica acknowledges only once it has applied everything before it.
+    let _: () = p.set("marker", "last").expect("SET");
     assert_eq!(wait_replicas(&mut p, 1), 1);
     let size =
         |s: &ServerProcess| -> i64 { redis::cmd("DBSIZE").query(&mut connect(s)).expect("DBSIZE") };

@@ -202,11 +202,13 @@ fn failover_round(bin: &Path) -> Res<f64> {
     let killed_at: Arc<Mutex<Option<Instant>>> = Arc::default();
     let first: Arc<Mutex<Option<Instant>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
+    let writes = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let writer = {
-        let (killed_at, first, stop) = (
+        let (killed_at, first, stop, writes) = (
             Arc::clone(&killed_at),
             Arc::clone(&first),
             Arc::clone(&stop),
+            Arc::clone(&writes),
         );
         std::thread::spawn(move || -> Result<(), String> {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -227,6 +229,7 @@ fn failover_round(bin: &Path) -> Res<f64> {
                         .await
                         .is_ok();
                     let killed = killed_at.lock().expect("lock").is_some();
+                    writes.fetch_add(u64::from(ok), Ordering::Relaxed);
                     if ok && killed {
                         first.lock().expect("lock").get_or_insert_with(Instant::now);
                     }
@@ -236,7 +239,9 @@ fn failover_round(bin: &Path) -> Res<f64> {
             })
         })
     };
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for("writes before the kill", 20, || {
+        writes.load(Ordering::Relaxed) > 100
+    })?;
     drop(a); // SIGKILL and reap
     *killed_at.lock().expect("lock") = Some(Instant::now());
     wait_for("a write after the kill", 60, || {

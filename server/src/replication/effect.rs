@@ -57,11 +57,6 @@ impl Applier {
         self.carry.len()
     }
 
-    /// Forgets a partial effect (the stream restarts).
-    pub fn reset(&mut self) {
-        self.carry.clear();
-    }
-
     /// Applies every complete effect in `data` (after what was carried), returning the
     /// stream bytes they took, so the caller's offset stays on an effect boundary.
     ///
