@@ -1,0 +1,311 @@
+//! Read throughput of the store against moka 0.12, measured in short interleaved slices so
+//! that both sides see the same machine.
+//!
+//! On the shared 2-core VM a contender's throughput drifts by up to 2× within minutes, so
+//! criterion's back-to-back groups (`benches/benches/store.rs`) compare a contender measured
+//! in one minute with moka measured in another. Here two worker threads stay alive for the
+//! whole run, and every round gives each contender one slice of `--slice-ops` reads per
+//! thread, in an order that rotates from round to round. A round's ratio (moka's time ÷
+//! ours, so higher is better for us) compares slices taken a fraction of a second apart;
+//! the run reports the median and quartiles of those ratios over all rounds.
+//!
+//! The workload is `store/get` and `store/get_bounded`'s: 100k keys of 16 bytes
+//! (`Box<[u8]>`), 64-byte `Bytes` values, Zipf α = 1.0 reads that all hit, each value
+//! cloned out. `bounded` caches have room for every key with 5% to spare, so they keep all
+//! of their policy's bookkeeping (the W-TinyLFU sketch and segments, moka's too) though
+//! nothing is evicted; `unbounded` ones have no bound.
+//!
+//! ```sh
+//! cargo build --release -p cachalot-benches --bin getratio
+//! target/release/getratio --rounds 40
+//! ```
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cachalot_benches::trace::Zipf;
+use cachalot_store::{Cache, ManualClock, Policy};
+use clap::Parser;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+const KEYS: usize = 100_000;
+const KEY_BYTES: usize = 16;
+const VALUE_BYTES: usize = 64;
+const ZIPF_ALPHA: f64 = 1.0;
+/// Pre-drawn key numbers, cycled by each thread from its own offset (a power of two).
+const SEQUENCE_LEN: usize = 1 << 20;
+const SEED: u64 = 0x5EED_CAC4_A107;
+
+#[derive(Parser)]
+#[command(about = "Store reads against moka, in interleaved slices on persistent threads")]
+struct Args {
+    /// Rounds; each gives every contender one slice.
+    #[arg(long, default_value_t = 40)]
+    rounds: usize,
+    /// Reads per thread per slice.
+    #[arg(long, default_value_t = 200_000)]
+    slice_ops: usize,
+    /// Reading threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Contenders to run, comma-separated: `allkeys-tinylfu`, `allkeys-lru`, `moka`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "allkeys-tinylfu,allkeys-lru,moka"
+    )]
+    policies: Vec<String>,
+    /// Cases to run, comma-separated: `bounded`, `unbounded`.
+    #[arg(long, value_delimiter = ',', default_value = "bounded,unbounded")]
+    cases: Vec<String>,
+    /// Give our caches a `ManualClock` that never moves instead of the system clock: what
+    /// the clock read costs each operation.
+    #[arg(long)]
+    manual_clock: bool,
+    /// Shards of our caches (default: the builder's, 16 per CPU).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Print a markdown table.
+    #[arg(long)]
+    markdown: bool,
+}
+
+trait Store: Sync {
+    fn get(&self, key: &[u8]) -> Option<Bytes>;
+    fn insert(&self, key: Box<[u8]>, value: Bytes);
+}
+
+impl Store for Cache<Box<[u8]>, Bytes> {
+    fn get(&self, key: &[u8]) -> Option<Bytes> {
+        Cache::get(self, key)
+    }
+    fn insert(&self, key: Box<[u8]>, value: Bytes) {
+        let _ = black_box(Cache::insert(self, key, value));
+    }
+}
+
+impl Store for moka::sync::Cache<Box<[u8]>, Bytes> {
+    fn get(&self, key: &[u8]) -> Option<Bytes> {
+        moka::sync::Cache::get(self, key)
+    }
+    fn insert(&self, key: Box<[u8]>, value: Bytes) {
+        moka::sync::Cache::insert(self, key, value);
+    }
+}
+
+/// Key number `i`: `key:` and `i` in 12 hex digits, spelled on the stack as a request
+/// buffer would hold it.
+fn key(i: u32) -> [u8; KEY_BYTES] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = *b"key:000000000000";
+    for (j, byte) in out[4..].iter_mut().rev().enumerate() {
+        *byte = HEX[((u64::from(i) >> (4 * j)) & 0xF) as usize];
+    }
+    out
+}
+
+/// Zipf-drawn key numbers; rank 0 maps to a random key so hot keys spread over shards.
+fn sequence() -> Vec<u32> {
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let mut rank_to_key: Vec<u32> = (0..KEYS as u32).collect();
+    for i in (1..KEYS).rev() {
+        rank_to_key.swap(i, rng.gen_range(0..=i));
+    }
+    let zipf = Zipf::new(KEYS, ZIPF_ALPHA);
+    (0..SEQUENCE_LEN)
+        .map(|_| rank_to_key[zipf.sample(&mut rng)])
+        .collect()
+}
+
+fn ours(policy: Policy, bounded: bool, args: &Args) -> Cache<Box<[u8]>, Bytes> {
+    let mut builder = Cache::<Box<[u8]>, Bytes>::builder()
+        .policy(policy)
+        .weigher(|k, v| (k.len() + v.len()) as u64);
+    if let Some(n) = args.shards {
+        builder = builder.shards(n);
+    }
+    if args.manual_clock {
+        builder = builder.clock(Arc::new(ManualClock::new(1_700_000_000_000)));
+    }
+    let cache = builder.build().expect("valid configuration");
+    if bounded {
+        let per_entry = (KEY_BYTES + VALUE_BYTES) as u64 + cache.entry_overhead_bytes();
+        cache.set_max_weight(Some(room(per_entry)));
+    }
+    cache
+}
+
+fn moka(bounded: bool) -> moka::sync::Cache<Box<[u8]>, Bytes> {
+    if bounded {
+        moka::sync::Cache::<Box<[u8]>, Bytes>::builder()
+            .max_capacity(room((KEY_BYTES + VALUE_BYTES) as u64))
+            .weigher(|k, v| (k.len() + v.len()) as u32)
+            .build()
+    } else {
+        moka::sync::Cache::builder().build()
+    }
+}
+
+/// Room for every key with 5% to spare.
+fn room(per_entry: u64) -> u64 {
+    KEYS as u64 * per_entry * 21 / 20
+}
+
+/// A contender: its policy label, its case (bounded or not) and its store.
+struct Contender {
+    label: &'static str,
+    case: &'static str,
+    store: Box<dyn Store>,
+    /// Each round's slice: its wall time over the reads of one thread, in nanoseconds.
+    slices: Vec<f64>,
+}
+
+fn main() {
+    let args = Args::parse();
+    let seq = sequence();
+    let mut contenders = Vec::new();
+    for (case, bounded) in [("bounded", true), ("unbounded", false)] {
+        if !args.cases.iter().any(|c| c == case) {
+            continue;
+        }
+        let entries: [(&'static str, Box<dyn Store>); 3] = [
+            (
+                "allkeys-tinylfu",
+                Box::new(ours(Policy::tiny_lfu(), bounded, &args)),
+            ),
+            (
+                "allkeys-lru",
+                Box::new(ours(Policy::allkeys_lru(), bounded, &args)),
+            ),
+            ("moka", Box::new(moka(bounded))),
+        ];
+        for (label, store) in entries {
+            if !args.policies.iter().any(|p| p == label) {
+                continue;
+            }
+            contenders.push(Contender {
+                label,
+                case,
+                store,
+                slices: Vec::with_capacity(args.rounds),
+            });
+        }
+    }
+    for c in &contenders {
+        for i in 0..KEYS as u32 {
+            c.store
+                .insert(Box::from(key(i)), Bytes::from(vec![b'v'; VALUE_BYTES]));
+        }
+    }
+
+    let n = contenders.len();
+    let barrier = Barrier::new(args.threads + 1);
+    // The contender of the next slice; usize::MAX tells the workers to stop.
+    let current = AtomicUsize::new(0);
+    let stores: Vec<&dyn Store> = contenders.iter().map(|c| c.store.as_ref()).collect();
+    let mut times = vec![Vec::with_capacity(args.rounds); n];
+    std::thread::scope(|s| {
+        for t in 0..args.threads {
+            let (barrier, current, stores, seq) = (&barrier, &current, &stores, &seq);
+            let slice_ops = args.slice_ops;
+            s.spawn(move || {
+                let mut at = t * SEQUENCE_LEN / args.threads;
+                loop {
+                    barrier.wait();
+                    let which = current.load(Ordering::Acquire);
+                    if which == usize::MAX {
+                        return;
+                    }
+                    let store = stores[which];
+                    for _ in 0..slice_ops {
+                        black_box(store.get(&key(seq[at & (SEQUENCE_LEN - 1)])));
+                        at += 1;
+                    }
+                    barrier.wait();
+                }
+            });
+        }
+        let slice = |which: usize| {
+            current.store(which, Ordering::Release);
+            barrier.wait();
+            let start = Instant::now();
+            barrier.wait();
+            start.elapsed()
+        };
+        // One warm-up slice each.
+        for i in 0..n {
+            slice(i);
+        }
+        for round in 0..args.rounds {
+            for k in 0..n {
+                let i = (round + k) % n;
+                let took: Duration = slice(i);
+                times[i].push(took.as_nanos() as f64 / args.slice_ops as f64);
+            }
+        }
+        current.store(usize::MAX, Ordering::Release);
+        barrier.wait();
+    });
+    for (c, t) in contenders.iter_mut().zip(times) {
+        c.slices = t;
+    }
+
+    if args.markdown {
+        println!(
+            "| case | policy | ns per read per thread, median | moka ÷ ours per round: p25 / median / p75 |"
+        );
+        println!("|---|---|---|---|");
+    }
+    for case in ["bounded", "unbounded"] {
+        let Some(moka) = contenders
+            .iter()
+            .find(|c| c.case == case && c.label == "moka")
+        else {
+            continue;
+        };
+        for c in contenders.iter().filter(|c| c.case == case) {
+            let ns = median(&c.slices);
+            let ratios: Vec<f64> = moka
+                .slices
+                .iter()
+                .zip(&c.slices)
+                .map(|(m, o)| m / o)
+                .collect();
+            let (p25, p50, p75) = (
+                quantile(&ratios, 0.25),
+                quantile(&ratios, 0.5),
+                quantile(&ratios, 0.75),
+            );
+            if args.markdown {
+                println!(
+                    "| {case} | {} | {ns:.1} | {p25:.2} / **{p50:.2}** / {p75:.2} |",
+                    c.label
+                );
+            } else {
+                println!(
+                    "{case:<10} {:<16} {ns:>7.1} ns/read   moka/ours p25 {p25:.2}  median {p50:.2}  p75 {p75:.2}",
+                    c.label
+                );
+            }
+        }
+    }
+}
+
+fn median(xs: &[f64]) -> f64 {
+    quantile(xs, 0.5)
+}
+
+/// The `q` quantile of `xs` by nearest rank (0 for no samples).
+fn quantile(xs: &[f64], q: f64) -> f64 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let i = ((v.len() - 1) as f64 * q).round() as usize;
+    v[i]
+}
