@@ -110,6 +110,11 @@ impl<K, V> Inner<K, V> {
         self.clock.now_millis()
     }
 
+    /// [`Clock::coarse_millis`]: for access records only.
+    pub(crate) fn coarse_now(&self) -> u64 {
+        self.clock.coarse_millis()
+    }
+
     pub(crate) fn lock(&self, i: usize) -> MutexGuard<'_, Shard<K, V>> {
         let i = i & self.shard_mask as usize;
         self.shards
@@ -234,6 +239,26 @@ where
         result
     }
 
+    /// Removes the entry at `pos` into `out` if it has expired by `now`; its position if not.
+    pub(crate) fn live_at(
+        shard: &mut Shard<K, V>,
+        pos: u32,
+        now: u64,
+        out: &mut Removals<K, V>,
+    ) -> Option<u32> {
+        let expired = shard
+            .node(pos)
+            .is_some_and(|n| expiry::is_expired(n.expire_at, now));
+        if !expired {
+            return Some(pos);
+        }
+        if let Some(node) = shard.remove(pos) {
+            shard.stats().record_expiration();
+            out.push((node.key, node.value, RemovalCause::Expired));
+        }
+        None
+    }
+
     /// Position of a live `key` in `shard`; an expired entry is removed into `out`.
     fn find_live<Q>(
         &self,
@@ -248,17 +273,7 @@ where
         Q: Eq + ?Sized,
     {
         let pos = shard.find(hash, key)?;
-        let expired = shard
-            .node(pos)
-            .is_some_and(|n| expiry::is_expired(n.expire_at, now));
-        if !expired {
-            return Some(pos);
-        }
-        if let Some(node) = shard.remove(pos) {
-            shard.stats().record_expiration();
-            out.push((node.key, node.value, RemovalCause::Expired));
-        }
-        None
+        Self::live_at(shard, pos, now, out)
     }
 
     /// Entries in the cache (expired ones not yet removed included, as Redis's `DBSIZE`).

@@ -8,10 +8,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of the current time in unix-epoch milliseconds.
 ///
-/// The cache reads the clock once per operation, outside its shard locks.
+/// The cache reads the clock once per operation, outside its shard locks; a read that
+/// records an access takes [`coarse_millis`](Self::coarse_millis) instead, and reads
+/// `now_millis` under the lock only when the entry it found has an expiry to judge.
 pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since the unix epoch.
     fn now_millis(&self) -> u64;
+
+    /// Milliseconds since the unix epoch to within a few milliseconds, never later than
+    /// [`now_millis`](Self::now_millis). Used only to record accesses (idle seconds, LFU
+    /// decay minutes), never to judge an expiry. Defaults to `now_millis`.
+    fn coarse_millis(&self) -> u64 {
+        self.now_millis()
+    }
 }
 
 /// The wall clock ([`SystemTime`]).
@@ -27,6 +36,26 @@ impl Clock for SystemClock {
             .duration_since(UNIX_EPOCH)
             .map_or(0, duration_to_millis)
     }
+
+    /// Linux's `CLOCK_REALTIME_COARSE`: the time of the last timer tick (1–10 ms old), which
+    /// the vDSO reads from memory without reading the hardware clock; elsewhere `now_millis`.
+    fn coarse_millis(&self) -> u64 {
+        coarse_realtime_millis().unwrap_or_else(|| self.now_millis())
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn coarse_realtime_millis() -> Option<u64> {
+    use nix::time::{clock_gettime, ClockId};
+    let t = clock_gettime(ClockId::CLOCK_REALTIME_COARSE).ok()?;
+    let secs = u64::try_from(t.tv_sec()).ok()?;
+    let millis = u64::try_from(t.tv_nsec()).ok()? / 1_000_000;
+    Some(secs.saturating_mul(1_000).saturating_add(millis))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn coarse_realtime_millis() -> Option<u64> {
+    None
 }
 
 /// A clock that only moves when told to, for deterministic TTL and idle-time tests.
@@ -99,6 +128,17 @@ mod tests {
         assert_eq!(clock.now_millis(), 1_042);
         clock.set(7);
         assert_eq!(clock.now_millis(), 7);
+    }
+
+    #[test]
+    fn the_coarse_system_clock_is_close_behind_the_precise_one() {
+        let before = SystemClock.now_millis();
+        let coarse = SystemClock.coarse_millis();
+        let after = SystemClock.now_millis();
+        // Timer ticks are at most 10 ms apart on any Linux configuration (HZ >= 100).
+        assert!(coarse <= after, "{coarse} > {after}");
+        assert!(coarse + 20 >= before, "{coarse} far behind {before}");
+        assert_eq!(ManualClock::new(5).coarse_millis(), 5);
     }
 
     #[test]

@@ -254,6 +254,11 @@ impl<K, V> Shard<K, V> {
         self.hits = self.hits.wrapping_add(1);
     }
 
+    /// Whether accesses count in the entries' LFU counters.
+    pub(crate) fn counts_frequency(&self) -> bool {
+        self.count_frequency
+    }
+
     pub(crate) fn record_miss(&mut self) {
         self.misses = self.misses.wrapping_add(1);
     }

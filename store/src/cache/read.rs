@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::Cache;
 use crate::entry::EntryInfo;
-use crate::expiry;
-use crate::shard::Node;
+use crate::expiry::{self, NO_EXPIRY};
+use crate::shard::{Node, Removals};
 
 impl<K, V> Cache<K, V>
 where
@@ -16,6 +16,13 @@ where
 {
     /// Runs `f` on the live entry for `key` with its shard locked; `touch` records an access
     /// and a hit or miss.
+    ///
+    /// The hardware clock costs about as much as the rest of a hit here, so a read takes the
+    /// coarse clock ([`Clock::coarse_millis`](crate::Clock::coarse_millis)) and reads the
+    /// precise one, under the lock, only for what needs it: an entry with an expiry (to
+    /// judge it, and for `f`'s `now`) and an access under an LFU policy (whose decay minutes
+    /// are compared with wrap-around, so they must never step back). `f` gets the precise
+    /// time whenever the entry has an expiry.
     fn with_live<Q, R>(
         &self,
         key: &Q,
@@ -26,18 +33,39 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.with_located(key, |shard, pos, now, _| {
+        let coarse = self.inner.coarse_now();
+        let (hash, i) = self.locate(key);
+        let mut out = Removals::new();
+        let result = {
+            let mut shard = self.inner.lock(i);
+            let mut precise = None;
+            let pos = match shard.find(hash, key) {
+                Some(p) if shard.node(p).is_some_and(|n| n.expire_at != NO_EXPIRY) => {
+                    let now = self.inner.now();
+                    precise = Some(now);
+                    Self::live_at(&mut shard, p, now, &mut out)
+                }
+                found => found,
+            };
             if touch {
                 match pos {
                     Some(p) => {
                         shard.record_hit();
-                        shard.touch(p, now, self.inner.lfu);
+                        let at = match precise {
+                            Some(now) => now,
+                            None if shard.counts_frequency() => self.inner.now(),
+                            None => coarse,
+                        };
+                        shard.touch(p, at, self.inner.lfu);
                     }
                     None => shard.record_miss(),
                 }
             }
-            pos.and_then(|p| shard.node(p)).map(|n| f(n, now))
-        })
+            pos.and_then(|p| shard.node(p))
+                .map(|n| f(n, precise.unwrap_or(coarse)))
+        };
+        self.inner.notify(&mut out);
+        result
     }
 
     /// A clone of the value for `key`, recording an access (recency and LFU counter).
