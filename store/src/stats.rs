@@ -130,7 +130,19 @@ impl Access {
                 counter += 1;
             }
         }
-        *self = Self::lfu(minutes(now_millis), counter);
+        // Never move the stamp back (see `frequency`).
+        let (stamped, now) = (self.stamped_minute(), minutes(now_millis));
+        let minute = if is_at_most_a_minute_ahead(stamped, now) {
+            stamped
+        } else {
+            now
+        };
+        *self = Self::lfu(minute, counter);
+    }
+
+    /// The minute stamped in LFU form.
+    fn stamped_minute(&self) -> u16 {
+        (self.0 >> COUNTER_BITS) as u16
     }
 
     /// The counter as of `now_millis`, decayed but not written back (`OBJECT FREQ`; LFU
@@ -140,8 +152,15 @@ impl Access {
         if lfu.decay_minutes == 0 {
             return counter;
         }
-        let stamped = (self.0 >> COUNTER_BITS) as u16;
-        let idle = u32::from(minutes(now_millis).wrapping_sub(stamped));
+        let stamped = self.stamped_minute();
+        let now = minutes(now_millis);
+        // A time read just before another thread stamped a later one (a write reads its time
+        // before it locks; eviction reuses one time over many shards) is not 45 days of idleness.
+        let idle = if is_at_most_a_minute_ahead(stamped, now) {
+            0
+        } else {
+            u32::from(now.wrapping_sub(stamped))
+        };
         let periods = u8::try_from(idle / lfu.decay_minutes).unwrap_or(u8::MAX);
         counter.saturating_sub(periods)
     }
@@ -160,6 +179,11 @@ impl Access {
 /// Unix seconds, saturating at `u32::MAX` (year 2106).
 pub(crate) fn seconds(millis: u64) -> u32 {
     u32::try_from(millis / 1_000).unwrap_or(u32::MAX)
+}
+
+/// Whether the wrapping minute `stamped` is `now` or the minute after it.
+fn is_at_most_a_minute_ahead(stamped: u16, now: u16) -> bool {
+    stamped.wrapping_sub(now) <= 1
 }
 
 /// Unix minutes, wrapping at 16 bits like Redis's LFU clock.
@@ -332,6 +356,25 @@ mod tests {
             decay_minutes: 0,
         };
         assert_eq!(a.frequency(u64::MAX, no_decay), 5);
+    }
+
+    #[test]
+    fn a_stamp_a_minute_ahead_is_not_read_as_a_wrapped_idle_time() {
+        let lfu = LfuConfig {
+            log_factor: 10,
+            decay_minutes: 1,
+        };
+        // Stamped at minute 10 by one thread; another judges it with a time read just
+        // before, in minute 9.
+        let mut a = Access::new(10 * MILLIS_PER_MINUTE, true);
+        let before = 10 * MILLIS_PER_MINUTE - 1;
+        assert_eq!(a.frequency(before, lfu), LFU_INITIAL_COUNTER);
+        // Two minutes behind is a wrapped clock again: almost 2^16 minutes idle.
+        assert_eq!(a.frequency(8 * MILLIS_PER_MINUTE, lfu), 0);
+        // Recording the access with the earlier time keeps the later stamp.
+        a.record_frequency(before, lfu, &mut rand::thread_rng());
+        assert_eq!(a.stamped_minute(), 10);
+        assert!(a.frequency(10 * MILLIS_PER_MINUTE, lfu) >= LFU_INITIAL_COUNTER);
     }
 
     #[test]
