@@ -8,16 +8,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of the current time in unix-epoch milliseconds.
 ///
-/// The cache reads the clock once per operation, outside its shard locks; a read that
-/// records an access takes [`coarse_millis`](Self::coarse_millis) instead, and reads
-/// `now_millis` under the lock only when the entry it found has an expiry to judge.
+/// Writes read `now_millis` once per operation, outside the shard locks. Reads (`get`,
+/// `peek_with`, `contains`, `ttl`, ...) take [`coarse_millis`](Self::coarse_millis) before
+/// locking, and read `now_millis` under the lock only when the entry found has an expiry to
+/// judge, or to stamp an access under an LFU policy.
 pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since the unix epoch.
     fn now_millis(&self) -> u64;
 
-    /// Milliseconds since the unix epoch to within a few milliseconds, never later than
-    /// [`now_millis`](Self::now_millis). Used only to record accesses (idle seconds, LFU
-    /// decay minutes), never to judge an expiry. Defaults to `now_millis`.
+    /// Milliseconds since the unix epoch, a little behind [`now_millis`](Self::now_millis)
+    /// (a few milliseconds; more on a host that stalls its timekeeping) and never ahead of
+    /// it. Used only for last-access seconds (`OBJECT IDLETIME`, sampled-LRU and rebuild
+    /// order), never for LFU minutes or expiry. Defaults to `now_millis`.
     fn coarse_millis(&self) -> u64 {
         self.now_millis()
     }
@@ -37,8 +39,9 @@ impl Clock for SystemClock {
             .map_or(0, duration_to_millis)
     }
 
-    /// Linux's `CLOCK_REALTIME_COARSE`: the time of the last timer tick (1–10 ms old), which
-    /// the vDSO reads from memory without reading the hardware clock; elsewhere `now_millis`.
+    /// Linux's `CLOCK_REALTIME_COARSE`: the time of the last timer tick (one tick is 1–10 ms,
+    /// by the kernel's HZ), which the vDSO reads from memory without reading the hardware
+    /// clock; elsewhere `now_millis`.
     fn coarse_millis(&self) -> u64 {
         coarse_realtime_millis().unwrap_or_else(|| self.now_millis())
     }
@@ -135,9 +138,9 @@ mod tests {
         let before = SystemClock.now_millis();
         let coarse = SystemClock.coarse_millis();
         let after = SystemClock.now_millis();
-        // Timer ticks are at most 10 ms apart on any Linux configuration (HZ >= 100).
         assert!(coarse <= after, "{coarse} > {after}");
-        assert!(coarse + 20 >= before, "{coarse} far behind {before}");
+        // A tick is at most 10 ms; a loose bound, since a VM's timekeeping can stall.
+        assert!(coarse + 1_000 >= before, "{coarse} far behind {before}");
         assert_eq!(ManualClock::new(5).coarse_millis(), 5);
     }
 

@@ -114,8 +114,10 @@ where
     }
 
     /// Number of shards: a power of two, at most 65536. Default: the next power of two of
-    /// 16 × available parallelism, capped at 256, and with an entry bound set here at most
-    /// one shard per 1024 entries.
+    /// 16 × available parallelism, capped at 256, and with an entry bound set on this
+    /// builder ([`max_entries`](Self::max_entries)) at most one shard per 1024 entries (so a
+    /// cache of under 2048 entries has one lock). A weight bound, or a bound set after
+    /// building, does not change the count: set it here for a small cache bounded by weight.
     pub fn shards(mut self, n: usize) -> Self {
         self.shards = Some(n);
         self

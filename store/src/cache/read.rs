@@ -17,8 +17,8 @@ where
     /// Runs `f` on the live entry for `key` with its shard locked; `touch` records an access
     /// and a hit or miss.
     ///
-    /// The hardware clock costs about as much as the rest of a hit here, so a read takes the
-    /// coarse clock ([`Clock::coarse_millis`](crate::Clock::coarse_millis)) and reads the
+    /// Reading the precise clock took 5–6% of a bounded hit's time (`getratio`, see
+    /// docs/benchmarks.md), so a read takes the coarse clock ([`Clock::coarse_millis`](crate::Clock::coarse_millis)) and reads the
     /// precise one, under the lock, only for what needs it: an entry with an expiry (to
     /// judge it, and for `f`'s `now`) and an access under an LFU policy (whose decay minutes
     /// are compared with wrap-around, so they must never step back). `f` gets the precise
@@ -149,8 +149,10 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let lfu = self.inner.lfu;
-        let counts_frequency = self.policy().tracking().frequency;
         self.with_located(key, |shard, pos, now, _| {
+            // The shard's own form: a policy switch sets the cache's policy before it
+            // converts each shard's access records.
+            let counts_frequency = shard.counts_frequency();
             let p = pos?;
             let n = shard.node(p)?;
             Some(EntryInfo {
