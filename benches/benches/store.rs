@@ -22,7 +22,9 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cachalot_benches::trace::Zipf;
+use cachalot_benches::reads::{
+    key, value, Store, Workload, KEY_BYTES, SEED, SEQUENCE_LEN, VALUE_BYTES,
+};
 use cachalot_store::{Cache, ManualClock, Policy};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use parking_lot::Mutex;
@@ -35,44 +37,10 @@ const KEYS: usize = 100_000;
 const EVICTION_KEYS: usize = 1_000_000;
 /// Entries that fit under the eviction case's weight bound.
 const EVICTION_RESIDENT: u64 = 100_000;
-/// Key and value sizes: a short key, a small cached value.
-const KEY_BYTES: usize = 16;
-const VALUE_BYTES: usize = 64;
-/// Zipf exponent: the classic web-cache skew.
-const ZIPF_ALPHA: f64 = 1.0;
-/// Pre-drawn key indices, cycled through by every thread from its own offset (a power of
-/// two, so the index wraps with a mask).
-const SEQUENCE_LEN: usize = 1 << 20;
 /// Operations per thread per criterion iteration: large enough to hide the barrier.
 const BATCH_OPS: u64 = 10_000;
 /// Thread counts measured (the bench machine has two cores).
 const THREADS: [usize; 2] = [1, 2];
-/// Seed of the key sequence, so every run and every store sees the same keys.
-const SEED: u64 = 0x5EED_CAC4_A107;
-
-/// The operations each contender offers.
-trait Store: Sync {
-    fn get(&self, key: &[u8]) -> Option<Bytes>;
-    fn insert(&self, key: Box<[u8]>, value: Bytes);
-}
-
-impl Store for Cache<Box<[u8]>, Bytes> {
-    fn get(&self, key: &[u8]) -> Option<Bytes> {
-        Cache::get(self, key)
-    }
-    fn insert(&self, key: Box<[u8]>, value: Bytes) {
-        let _ = black_box(Cache::insert(self, key, value));
-    }
-}
-
-impl Store for moka::sync::Cache<Box<[u8]>, Bytes> {
-    fn get(&self, key: &[u8]) -> Option<Bytes> {
-        moka::sync::Cache::get(self, key)
-    }
-    fn insert(&self, key: Box<[u8]>, value: Bytes) {
-        moka::sync::Cache::insert(self, key, value);
-    }
-}
 
 /// The naive baseline: one lock over a std `HashMap` (SipHash).
 struct Locked(Mutex<HashMap<Box<[u8]>, Bytes>>);
@@ -85,50 +53,6 @@ impl Store for Locked {
         let old = self.0.lock().insert(key, value);
         drop(black_box(old));
     }
-}
-
-/// Key number `i`: `key:` and `i` in 12 hex digits.
-fn key(i: u32) -> [u8; KEY_BYTES] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = *b"key:000000000000";
-    for (j, byte) in out[4..].iter_mut().rev().enumerate() {
-        *byte = HEX[((u64::from(i) >> (4 * j)) & 0xF) as usize];
-    }
-    out
-}
-
-/// A keyspace of `keys` keys and a pre-drawn Zipf sequence of key numbers. Rank 0 (the
-/// hottest) maps to a random key, so hot keys are spread over shards and hash buckets.
-struct Workload {
-    keys: u32,
-    sequence: Vec<u32>,
-}
-
-impl Workload {
-    fn new(n: usize) -> Self {
-        let mut rng = StdRng::seed_from_u64(SEED);
-        let mut rank_to_key: Vec<u32> = (0..n as u32).collect();
-        for i in (1..n).rev() {
-            rank_to_key.swap(i, rng.gen_range(0..=i));
-        }
-        let zipf = Zipf::new(n, ZIPF_ALPHA);
-        let sequence = (0..SEQUENCE_LEN)
-            .map(|_| rank_to_key[zipf.sample(&mut rng)])
-            .collect();
-        Self {
-            keys: n as u32,
-            sequence,
-        }
-    }
-
-    /// The `i`th key of the sequence.
-    fn key(&self, i: usize) -> [u8; KEY_BYTES] {
-        key(self.sequence[i & (SEQUENCE_LEN - 1)])
-    }
-}
-
-fn value() -> Bytes {
-    Bytes::copy_from_slice(&[b'v'; VALUE_BYTES])
 }
 
 #[derive(Clone, Copy)]

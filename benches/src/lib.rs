@@ -1,13 +1,14 @@
 //! Cachalot benches: criterion benches in `benches/`; in `src/bin/`, the redis-benchmark
 //! harness (`compare`), the hit-ratio harness (`hitratio`), the active expiry measurement
-//! (`expiry`), memory per entry (`memory`) and the cache-aside comparison through
-//! cachalot-server and redis-server (`serverhit`).
+//! (`expiry`), memory per entry (`memory`), store reads against moka (`getratio`) and the
+//! cache-aside comparison through cachalot-server and redis-server (`serverhit`).
 
 use std::error::Error;
 use std::process::ExitCode;
 
 pub mod expiry;
 pub mod process;
+pub mod reads;
 pub mod table;
 pub mod trace;
 

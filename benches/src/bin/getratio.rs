@@ -26,19 +26,11 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cachalot_benches::trace::Zipf;
+use cachalot_benches::reads::{key, value, Store, Workload, KEY_BYTES, SEQUENCE_LEN, VALUE_BYTES};
 use cachalot_store::{Cache, ManualClock, Policy};
 use clap::Parser;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 const KEYS: usize = 100_000;
-const KEY_BYTES: usize = 16;
-const VALUE_BYTES: usize = 64;
-const ZIPF_ALPHA: f64 = 1.0;
-/// Pre-drawn key numbers, cycled by each thread from its own offset (a power of two).
-const SEQUENCE_LEN: usize = 1 << 20;
-const SEED: u64 = 0x5EED_CAC4_A107;
 
 #[derive(Parser)]
 #[command(about = "Store reads against moka, in interleaved slices on persistent threads")]
@@ -72,53 +64,6 @@ struct Args {
     /// Print a markdown table.
     #[arg(long)]
     markdown: bool,
-}
-
-trait Store: Sync {
-    fn get(&self, key: &[u8]) -> Option<Bytes>;
-    fn insert(&self, key: Box<[u8]>, value: Bytes);
-}
-
-impl Store for Cache<Box<[u8]>, Bytes> {
-    fn get(&self, key: &[u8]) -> Option<Bytes> {
-        Cache::get(self, key)
-    }
-    fn insert(&self, key: Box<[u8]>, value: Bytes) {
-        let _ = black_box(Cache::insert(self, key, value));
-    }
-}
-
-impl Store for moka::sync::Cache<Box<[u8]>, Bytes> {
-    fn get(&self, key: &[u8]) -> Option<Bytes> {
-        moka::sync::Cache::get(self, key)
-    }
-    fn insert(&self, key: Box<[u8]>, value: Bytes) {
-        moka::sync::Cache::insert(self, key, value);
-    }
-}
-
-/// Key number `i`: `key:` and `i` in 12 hex digits, spelled on the stack as a request
-/// buffer would hold it.
-fn key(i: u32) -> [u8; KEY_BYTES] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = *b"key:000000000000";
-    for (j, byte) in out[4..].iter_mut().rev().enumerate() {
-        *byte = HEX[((u64::from(i) >> (4 * j)) & 0xF) as usize];
-    }
-    out
-}
-
-/// Zipf-drawn key numbers; rank 0 maps to a random key so hot keys spread over shards.
-fn sequence() -> Vec<u32> {
-    let mut rng = StdRng::seed_from_u64(SEED);
-    let mut rank_to_key: Vec<u32> = (0..KEYS as u32).collect();
-    for i in (1..KEYS).rev() {
-        rank_to_key.swap(i, rng.gen_range(0..=i));
-    }
-    let zipf = Zipf::new(KEYS, ZIPF_ALPHA);
-    (0..SEQUENCE_LEN)
-        .map(|_| rank_to_key[zipf.sample(&mut rng)])
-        .collect()
 }
 
 fn ours(policy: Policy, bounded: bool, args: &Args) -> Cache<Box<[u8]>, Bytes> {
@@ -166,7 +111,7 @@ struct Contender {
 
 fn main() {
     let args = Args::parse();
-    let seq = sequence();
+    let work = Workload::new(KEYS);
     let mut contenders = Vec::new();
     for (case, bounded) in [("bounded", true), ("unbounded", false)] {
         if !args.cases.iter().any(|c| c == case) {
@@ -197,8 +142,7 @@ fn main() {
     }
     for c in &contenders {
         for i in 0..KEYS as u32 {
-            c.store
-                .insert(Box::from(key(i)), Bytes::from(vec![b'v'; VALUE_BYTES]));
+            c.store.insert(Box::from(key(i)), value());
         }
     }
 
@@ -210,7 +154,7 @@ fn main() {
     let mut times = vec![Vec::with_capacity(args.rounds); n];
     std::thread::scope(|s| {
         for t in 0..args.threads {
-            let (barrier, current, stores, seq) = (&barrier, &current, &stores, &seq);
+            let (barrier, current, stores, work) = (&barrier, &current, &stores, &work);
             let slice_ops = args.slice_ops;
             s.spawn(move || {
                 let mut at = t * SEQUENCE_LEN / args.threads;
@@ -222,7 +166,7 @@ fn main() {
                     }
                     let store = stores[which];
                     for _ in 0..slice_ops {
-                        black_box(store.get(&key(seq[at & (SEQUENCE_LEN - 1)])));
+                        black_box(store.get(&work.key(at)));
                         at += 1;
                     }
                     barrier.wait();
