@@ -215,9 +215,25 @@ where
         (hash, (hash & self.inner.shard_mask) as usize)
     }
 
-    /// Locks `key`'s shard, finds its live position (an expired entry is removed into the
-    /// removal list), runs `f` with the shard, that position, the time and the removal
-    /// list, then unlocks and reports the removals to the listener.
+    /// Locks `key`'s shard, runs `f` with the shard, the key's hash and a removal list, then
+    /// unlocks and reports the removals to the listener.
+    pub(crate) fn with_shard<Q, R>(
+        &self,
+        key: &Q,
+        f: impl FnOnce(&mut Shard<K, V>, u64, &mut Removals<K, V>) -> R,
+    ) -> R
+    where
+        Q: Hash + ?Sized,
+    {
+        let (hash, i) = self.locate(key);
+        let mut out = Removals::new();
+        let result = f(&mut self.inner.lock(i), hash, &mut out);
+        self.inner.notify(&mut out);
+        result
+    }
+
+    /// Like [`with_shard`](Self::with_shard), with `key`'s live position (an expired entry
+    /// is removed into the removal list) and the time, read before locking.
     fn with_located<Q, R>(
         &self,
         key: &Q,
@@ -228,15 +244,10 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let now = self.inner.now();
-        let (hash, i) = self.locate(key);
-        let mut out = Removals::new();
-        let result = {
-            let mut shard = self.inner.lock(i);
-            let pos = self.find_live(&mut shard, hash, key, now, &mut out);
-            f(&mut shard, pos, now, &mut out)
-        };
-        self.inner.notify(&mut out);
-        result
+        self.with_shard(key, |shard, hash, out| {
+            let pos = self.find_live(shard, hash, key, now, out);
+            f(shard, pos, now, out)
+        })
     }
 
     /// Removes the entry at `pos` into `out` if it has expired by `now`; its position if not.

@@ -11,15 +11,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Writes read `now_millis` once per operation, outside the shard locks. Reads (`get`,
 /// `peek_with`, `contains`, `ttl`, ...) take [`coarse_millis`](Self::coarse_millis) before
 /// locking, and read `now_millis` under the lock only when the entry found has an expiry to
-/// judge, or to stamp an access under an LFU policy.
+/// judge.
 pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since the unix epoch.
     fn now_millis(&self) -> u64;
 
     /// Milliseconds since the unix epoch, a little behind [`now_millis`](Self::now_millis)
-    /// (a few milliseconds; more on a host that stalls its timekeeping) and never ahead of
-    /// it. Used only for last-access seconds (`OBJECT IDLETIME`, sampled-LRU and rebuild
-    /// order), never for LFU minutes or expiry. Defaults to `now_millis`.
+    /// (a few milliseconds; more on a host that stalls its timekeeping, but well under a
+    /// minute) and never ahead of it. Used only to record accesses (last-access seconds,
+    /// LFU minutes), never to judge an expiry. Defaults to `now_millis`.
     fn coarse_millis(&self) -> u64 {
         self.now_millis()
     }

@@ -154,8 +154,9 @@ impl Access {
         }
         let stamped = self.stamped_minute();
         let now = minutes(now_millis);
-        // A time read just before another thread stamped a later one (a write reads its time
-        // before it locks; eviction reuses one time over many shards) is not 45 days of idleness.
+        // A time a little behind the stamp is not 45 days of idleness: a write reads its
+        // time before it locks, eviction reuses one time over many shards, and reads record
+        // at the coarse clock, a few milliseconds behind the precise one.
         let idle = if is_at_most_a_minute_ahead(stamped, now) {
             0
         } else {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::Cache;
 use crate::entry::EntryInfo;
 use crate::expiry::{self, NO_EXPIRY};
-use crate::shard::{Node, Removals};
+use crate::shard::Node;
 
 impl<K, V> Cache<K, V>
 where
@@ -17,12 +17,12 @@ where
     /// Runs `f` on the live entry for `key` with its shard locked; `touch` records an access
     /// and a hit or miss.
     ///
-    /// Reading the precise clock took 5–6% of a bounded hit's time (`getratio`, see
-    /// docs/benchmarks.md), so a read takes the coarse clock ([`Clock::coarse_millis`](crate::Clock::coarse_millis)) and reads the
-    /// precise one, under the lock, only for what needs it: an entry with an expiry (to
-    /// judge it, and for `f`'s `now`) and an access under an LFU policy (whose decay minutes
-    /// are compared with wrap-around, so they must never step back). `f` gets the precise
-    /// time whenever the entry has an expiry.
+    /// Reading the precise clock took 5–6% of a bounded hit's time in `perf` (see
+    /// docs/benchmarks.md), so a read records its access at the coarse time
+    /// ([`Clock::coarse_millis`](crate::Clock::coarse_millis)) and reads the precise one,
+    /// under the lock, only for an entry with an expiry: to judge it, and as `f`'s `now`.
+    /// (An LFU stamp a little ahead of a later coarse time reads as not idle, see
+    /// `Access::frequency`.)
     fn with_live<Q, R>(
         &self,
         key: &Q,
@@ -34,16 +34,12 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let coarse = self.inner.coarse_now();
-        let (hash, i) = self.locate(key);
-        let mut out = Removals::new();
-        let result = {
-            let mut shard = self.inner.lock(i);
-            let mut precise = None;
+        self.with_shard(key, |shard, hash, out| {
+            let mut now = coarse;
             let pos = match shard.find(hash, key) {
                 Some(p) if shard.node(p).is_some_and(|n| n.expire_at != NO_EXPIRY) => {
-                    let now = self.inner.now();
-                    precise = Some(now);
-                    Self::live_at(&mut shard, p, now, &mut out)
+                    now = self.inner.now();
+                    Self::live_at(shard, p, now, out)
                 }
                 found => found,
             };
@@ -51,21 +47,13 @@ where
                 match pos {
                     Some(p) => {
                         shard.record_hit();
-                        let at = match precise {
-                            Some(now) => now,
-                            None if shard.counts_frequency() => self.inner.now(),
-                            None => coarse,
-                        };
-                        shard.touch(p, at, self.inner.lfu);
+                        shard.touch(p, now, self.inner.lfu);
                     }
                     None => shard.record_miss(),
                 }
             }
-            pos.and_then(|p| shard.node(p))
-                .map(|n| f(n, precise.unwrap_or(coarse)))
-        };
-        self.inner.notify(&mut out);
-        result
+            pos.and_then(|p| shard.node(p)).map(|n| f(n, now))
+        })
     }
 
     /// A clone of the value for `key`, recording an access (recency and LFU counter).
