@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cachalot_benches::reads::{
-    key, value, Store, Workload, KEY_BYTES, SEED, SEQUENCE_LEN, VALUE_BYTES,
+    key, room_for_all_keys, value, Store, Workload, KEYS, KEY_BYTES, SEED, SEQUENCE_LEN,
+    VALUE_BYTES,
 };
 use cachalot_store::{Cache, ManualClock, Policy};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -31,8 +32,6 @@ use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// Keys in the get/insert keyspace: redis-benchmark's `-r 100000`.
-const KEYS: usize = 100_000;
 /// Keys in the eviction case's keyspace, ten times what fits.
 const EVICTION_KEYS: usize = 1_000_000;
 /// Entries that fit under the eviction case's weight bound.
@@ -154,15 +153,15 @@ fn get_and_insert(c: &mut Criterion) {
 fn get_bounded(c: &mut Criterion) {
     let work = Workload::new(KEYS);
     let entry_bytes = (KEY_BYTES + VALUE_BYTES) as u64;
-    // Room for every key with 5% to spare: nothing is evicted.
-    let room = |per_entry: u64| KEYS as u64 * per_entry * 21 / 20;
     let lru = ours(Policy::allkeys_lru());
     let tiny = ours(Policy::tiny_lfu());
     for c in [&lru, &tiny] {
-        c.set_max_weight(Some(room(entry_bytes + c.entry_overhead_bytes())));
+        c.set_max_weight(Some(room_for_all_keys(
+            entry_bytes + c.entry_overhead_bytes(),
+        )));
     }
     let moka = moka::sync::Cache::<Box<[u8]>, Bytes>::builder()
-        .max_capacity(room(entry_bytes))
+        .max_capacity(room_for_all_keys(entry_bytes))
         .weigher(|k, v| (k.len() + v.len()) as u32)
         .build();
     let stores: [(&str, &dyn Store); 3] = [

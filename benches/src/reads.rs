@@ -12,6 +12,8 @@ use rand::{Rng, SeedableRng};
 
 use crate::trace::Zipf;
 
+/// Keys in the read keyspace: redis-benchmark's `-r 100000`.
+pub const KEYS: usize = 100_000;
 /// Key and value sizes: a short key, a small cached value.
 pub const KEY_BYTES: usize = 16;
 pub const VALUE_BYTES: usize = 64;
@@ -57,6 +59,12 @@ pub fn key(i: u32) -> [u8; KEY_BYTES] {
         *byte = HEX[((u64::from(i) >> (4 * j)) & 0xF) as usize];
     }
     out
+}
+
+/// A bound with room for all [`KEYS`] at `per_entry` bytes each, with 5% to spare: a
+/// bounded cache keeps all its policy bookkeeping but evicts nothing.
+pub fn room_for_all_keys(per_entry: u64) -> u64 {
+    KEYS as u64 * per_entry * 21 / 20
 }
 
 /// A fresh value (its own allocation, as the server's decoder hands one over).

@@ -26,11 +26,11 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cachalot_benches::reads::{key, value, Store, Workload, KEY_BYTES, SEQUENCE_LEN, VALUE_BYTES};
+use cachalot_benches::reads::{
+    key, room_for_all_keys, value, Store, Workload, KEYS, KEY_BYTES, SEQUENCE_LEN, VALUE_BYTES,
+};
 use cachalot_store::{Cache, ManualClock, Policy};
 use clap::Parser;
-
-const KEYS: usize = 100_000;
 
 #[derive(Parser)]
 #[command(about = "Store reads against moka, in interleaved slices on persistent threads")]
@@ -79,7 +79,7 @@ fn ours(policy: Policy, bounded: bool, args: &Args) -> Cache<Box<[u8]>, Bytes> {
     let cache = builder.build().expect("valid configuration");
     if bounded {
         let per_entry = (KEY_BYTES + VALUE_BYTES) as u64 + cache.entry_overhead_bytes();
-        cache.set_max_weight(Some(room(per_entry)));
+        cache.set_max_weight(Some(room_for_all_keys(per_entry)));
     }
     cache
 }
@@ -87,7 +87,7 @@ fn ours(policy: Policy, bounded: bool, args: &Args) -> Cache<Box<[u8]>, Bytes> {
 fn moka(bounded: bool) -> moka::sync::Cache<Box<[u8]>, Bytes> {
     if bounded {
         moka::sync::Cache::<Box<[u8]>, Bytes>::builder()
-            .max_capacity(room((KEY_BYTES + VALUE_BYTES) as u64))
+            .max_capacity(room_for_all_keys((KEY_BYTES + VALUE_BYTES) as u64))
             .weigher(|k, v| (k.len() + v.len()) as u32)
             .build()
     } else {
@@ -95,18 +95,11 @@ fn moka(bounded: bool) -> moka::sync::Cache<Box<[u8]>, Bytes> {
     }
 }
 
-/// Room for every key with 5% to spare.
-fn room(per_entry: u64) -> u64 {
-    KEYS as u64 * per_entry * 21 / 20
-}
-
 /// A contender: its policy label, its case (bounded or not) and its store.
 struct Contender {
     label: &'static str,
     case: &'static str,
     store: Box<dyn Store>,
-    /// Each round's slice: its wall time over the reads of one thread, in nanoseconds.
-    slices: Vec<f64>,
 }
 
 fn main() {
@@ -132,12 +125,7 @@ fn main() {
             if !args.policies.iter().any(|p| p == label) {
                 continue;
             }
-            contenders.push(Contender {
-                label,
-                case,
-                store,
-                slices: Vec::with_capacity(args.rounds),
-            });
+            contenders.push(Contender { label, case, store });
         }
     }
     for c in &contenders {
@@ -150,11 +138,11 @@ fn main() {
     let barrier = Barrier::new(args.threads + 1);
     // The contender of the next slice; usize::MAX tells the workers to stop.
     let current = AtomicUsize::new(0);
-    let stores: Vec<&dyn Store> = contenders.iter().map(|c| c.store.as_ref()).collect();
+    // Each contender's slices: wall time over the reads of one thread, in nanoseconds.
     let mut times = vec![Vec::with_capacity(args.rounds); n];
     std::thread::scope(|s| {
         for t in 0..args.threads {
-            let (barrier, current, stores, work) = (&barrier, &current, &stores, &work);
+            let (barrier, current, contenders, work) = (&barrier, &current, &contenders, &work);
             let slice_ops = args.slice_ops;
             s.spawn(move || {
                 let mut at = t * SEQUENCE_LEN / args.threads;
@@ -164,7 +152,7 @@ fn main() {
                     if which == usize::MAX {
                         return;
                     }
-                    let store = stores[which];
+                    let store = contenders[which].store.as_ref();
                     for _ in 0..slice_ops {
                         black_box(store.get(&work.key(at)));
                         at += 1;
@@ -194,9 +182,6 @@ fn main() {
         current.store(usize::MAX, Ordering::Release);
         barrier.wait();
     });
-    for (c, t) in contenders.iter_mut().zip(times) {
-        c.slices = t;
-    }
 
     if args.markdown {
         println!(
@@ -205,18 +190,16 @@ fn main() {
         println!("|---|---|---|---|");
     }
     for case in ["bounded", "unbounded"] {
-        let Some(moka) = contenders
-            .iter()
-            .find(|c| c.case == case && c.label == "moka")
-        else {
+        let in_case = || (0..n).filter(|&i| contenders[i].case == case);
+        let Some(moka) = in_case().find(|&i| contenders[i].label == "moka") else {
             continue;
         };
-        for c in contenders.iter().filter(|c| c.case == case) {
-            let ns = median(&c.slices);
-            let ratios: Vec<f64> = moka
-                .slices
+        for i in in_case() {
+            let c = &contenders[i];
+            let ns = median(&times[i]);
+            let ratios: Vec<f64> = times[moka]
                 .iter()
-                .zip(&c.slices)
+                .zip(&times[i])
                 .map(|(m, o)| m / o)
                 .collect();
             let (p25, p50, p75) = (
