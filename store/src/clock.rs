@@ -17,9 +17,11 @@ pub trait Clock: Send + Sync + 'static {
     fn now_millis(&self) -> u64;
 
     /// Milliseconds since the unix epoch, a little behind [`now_millis`](Self::now_millis)
-    /// (a few milliseconds; more on a host that stalls its timekeeping, but well under a
-    /// minute) and never ahead of it. Used only to record accesses (last-access seconds,
-    /// LFU minutes), never to judge an expiry. Defaults to `now_millis`.
+    /// and never ahead of it. An implementation must stay less than a minute behind: an LFU
+    /// stamp at most a minute ahead of the judging time reads as not idle
+    /// (`Access::frequency`), and one further ahead as a wrapped clock. Used only to record
+    /// accesses (last-access seconds, LFU minutes), never to judge an expiry. Defaults to
+    /// `now_millis`.
     fn coarse_millis(&self) -> u64 {
         self.now_millis()
     }

@@ -21,8 +21,8 @@ use crate::stats::{LfuConfig, ShardStats, SketchGate};
 
 /// Default shards per available CPU: enough that threads rarely meet on one lock. Skewed
 /// reads send most threads to the few shards holding the hottest keys; at 2 threads on 2
-/// CPUs, bounded `allkeys-tinylfu` reads (`benches/src/bin/getratio.rs`) rose from
-/// 1.68–1.76× moka's throughput at 4 per CPU to 1.84–1.90× at 16.
+/// CPUs, bounded `allkeys-tinylfu` reads (`benches/src/bin/getratio.rs --shards N`, two
+/// runs) rose from 1.71 and 1.76× moka's throughput at 4 per CPU to 1.88 and 1.87× at 16.
 const SHARDS_PER_CPU: usize = 16;
 
 /// Fewest entries per shard the default shard count leaves a cache built with an entry
