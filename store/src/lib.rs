@@ -91,12 +91,14 @@
 //! - Bounds: see the `memory` module notes. In short, `max_weight`/`max_entries` hold after
 //!   every operation, up to the entries being written concurrently at that instant, and a
 //!   key just written is never the one evicted to make room for itself.
-//! - Eviction is exact LRU per shard for `allkeys-lru` and exact W-TinyLFU per shard for
+//! - Eviction is exact LRU per shard for `allkeys-lru` and W-TinyLFU per shard for
 //!   `allkeys-tinylfu` (Caffeine's design, after Einziger, Friedman & Manes's TinyLFU: an
 //!   admission window, a segmented LRU main region and a per-shard Count-Min frequency
 //!   sketch; it decides what is evicted, never whether a write happens; a hit's sketch
 //!   count is buffered in the shard and counted 32 at a time, and before every eviction, so
-//!   the estimates are those of counting each at once); the other policies
+//!   the estimates are those of counting each at once; a hit on an entry still in about
+//!   the front quarter of the protected segment, or of an unbounded cache's window, leaves
+//!   it in place, so the order there is approximate); the other policies
 //!   compare a sample of 10 entries of the shard (all of them in small shards). A write
 //!   evicts from its own shard first, and from the other shards only if its shard has
 //!   nothing evictable, so the cache-wide order is approximate, as in Redis.

@@ -51,8 +51,16 @@ const TAG_SET_BIT: u32 = 0b100;
 /// The low bits of a tag that are not hash bits.
 const TAG_LOW_BITS: u32 = SEGMENT_BITS | TAG_SET_BIT;
 
-/// An entry's weight field when the weight does not fit in it (see `Shard::heavy`).
-const HEAVY: u32 = u32::MAX;
+/// Low bits of an entry's `weight_stamp` that hold its weight; the 8 above them hold its
+/// W-TinyLFU segment stamp (`TinyLfu::stays_put`).
+const WEIGHT_BITS: u32 = 24;
+
+/// The weight bits of `weight_stamp`.
+const WEIGHT_MASK: u32 = (1 << WEIGHT_BITS) - 1;
+
+/// An entry's weight bits when the weight does not fit in them (2^24 − 1 bytes, about 16 MiB, or more; see
+/// `Shard::heavy`).
+const HEAVY: u32 = WEIGHT_MASK;
 
 /// The upper half of a key hash with its three lowest bits cleared (the entry's tag uses
 /// them); the lower half picks the shard.
@@ -74,22 +82,29 @@ fn stored_hash<K, V>(slab: &Slab<Node<K, V>>, pos: u32) -> u64 {
 }
 
 /// A stored entry with its bookkeeping: 32 bytes besides the key and value.
+///
+/// The fields keep their declared order (`repr(C)`) so that the ones a list move writes in
+/// its two neighbours, `tag`, `prev` and `next`, open the slot: one cache line of a
+/// neighbour then holds all three. In the compiler's order they followed the key and value
+/// and straddled a line boundary in one slot in four (`docs/benchmarks.md`).
+#[repr(C)]
 pub(crate) struct Node<K, V> {
-    pub(crate) key: K,
-    pub(crate) value: V,
-    /// Stored expiry ([`crate::expiry::encode`]).
-    pub(crate) expire_at: u64,
-    /// Weigher's number plus the per-entry overhead, as last computed, or [`HEAVY`] when it
-    /// is `u32::MAX` or more (the shard's `heavy` map holds it then).
-    weight: u32,
-    pub(crate) access: Access,
+    /// [`hash32`] of the key, with [`TAG_SET_BIT`] and the W-TinyLFU segment in the low bits.
+    tag: NonZeroU32,
     /// LRU neighbours (towards the head / towards the tail), or `NIL`.
     prev: u32,
     next: u32,
     /// Place in `Shard::expiring`, or `NIL` when the entry has no expiry.
     expiring_pos: u32,
-    /// [`hash32`] of the key, with [`TAG_SET_BIT`] and the W-TinyLFU segment in the low bits.
-    tag: NonZeroU32,
+    /// Low [`WEIGHT_BITS`]: weigher's number plus the per-entry overhead, as last computed,
+    /// or [`HEAVY`] when it does not fit (the shard's `heavy` map holds it then). High 8
+    /// bits: the W-TinyLFU segment stamp.
+    weight_stamp: u32,
+    pub(crate) access: Access,
+    /// Stored expiry ([`crate::expiry::encode`]).
+    pub(crate) expire_at: u64,
+    pub(crate) key: K,
+    pub(crate) value: V,
 }
 
 impl<K, V> Node<K, V> {
@@ -99,7 +114,7 @@ impl<K, V> Node<K, V> {
             key,
             value,
             expire_at,
-            weight: 0,
+            weight_stamp: 0,
             access: Access::new(0, false),
             prev: NIL,
             next: NIL,
@@ -120,6 +135,23 @@ impl<K, V> Node<K, V> {
 
     pub(crate) fn set_segment(&mut self, segment: Segment) {
         self.tag = tag(self.hash32(), segment);
+    }
+
+    /// The stamp `TinyLfu` gave the entry when it last linked it at a segment's head.
+    pub(crate) fn stamp(&self) -> u8 {
+        (self.weight_stamp >> WEIGHT_BITS) as u8
+    }
+
+    pub(crate) fn set_stamp(&mut self, stamp: u8) {
+        self.weight_stamp = (self.weight_stamp & WEIGHT_MASK) | (u32::from(stamp) << WEIGHT_BITS);
+    }
+
+    fn weight_bits(&self) -> u32 {
+        self.weight_stamp & WEIGHT_MASK
+    }
+
+    fn set_weight_bits(&mut self, bits: u32) {
+        self.weight_stamp = (self.weight_stamp & !WEIGHT_MASK) | (bits & WEIGHT_MASK);
     }
 }
 
@@ -151,7 +183,7 @@ pub(crate) struct Shard<K, V> {
     walk_cursor: u32,
     /// Sum of this shard's entry weights.
     weight: u64,
-    /// Weights of the entries whose weight does not fit their 32-bit field (4 GiB or
+    /// Weights of the entries whose weight does not fit their 24-bit field (2^24 − 1 bytes or
     /// more), by position: almost always empty.
     heavy: HashMap<u32, u64>,
     /// Reads that found a live entry, and reads that did not. Kept here rather than in
@@ -278,7 +310,7 @@ impl<K, V> Shard<K, V> {
 
     /// The weight of the entry at `pos` (0 for a vacant position).
     pub(crate) fn weight_of(&self, pos: u32) -> u64 {
-        match self.node(pos).map(|n| n.weight) {
+        match self.node(pos).map(Node::weight_bits) {
             None => 0,
             Some(HEAVY) => self.heavy.get(&pos).copied().unwrap_or(u64::from(HEAVY)),
             Some(w) => u64::from(w),
@@ -292,12 +324,12 @@ impl<K, V> Shard<K, V> {
             return 0;
         };
         match u32::try_from(weight) {
-            Ok(w) if w != HEAVY => {
-                node.weight = w;
+            Ok(w) if w < HEAVY => {
+                node.set_weight_bits(w);
                 self.heavy.remove(&pos);
             }
             _ => {
-                node.weight = HEAVY;
+                node.set_weight_bits(HEAVY);
                 self.heavy.insert(pos, weight);
             }
         }
@@ -763,7 +795,51 @@ mod tests {
     }
 
     #[test]
-    fn weights_of_4_gib_or_more_are_kept_exactly() {
+    fn the_stamp_and_the_weight_share_a_word_without_mixing() {
+        let h = RandomState::new();
+        let (mut s, usage) = shard();
+        let a = put(&mut s, &h, "a", 1, 0);
+        for weight in [
+            0,
+            1,
+            u64::from(HEAVY) - 1,
+            u64::from(HEAVY),
+            1 << 24,
+            5 << 30,
+            7,
+        ] {
+            if let Some(n) = s.node_mut(a) {
+                n.set_stamp(0xA5);
+            }
+            s.set_weight(a, weight);
+            assert_eq!(s.node(a).map(Node::stamp), Some(0xA5), "weight {weight}");
+            assert_eq!((s.weight_of(a), usage.weight()), (weight, weight));
+            if let Some(n) = s.node_mut(a) {
+                n.set_stamp(0xFF);
+            }
+            assert_eq!(s.weight_of(a), weight, "weight {weight} after a stamp");
+        }
+        // Weights of 2^24 − 1 bytes or more go to the side map, and leave it with the entry.
+        s.set_weight(a, 20 << 20);
+        assert_eq!(s.heavy.len(), 1);
+        assert!(s.remove(a).is_some());
+        assert!(s.heavy.is_empty());
+        assert_eq!(usage.weight(), 0);
+    }
+
+    #[test]
+    fn a_neighbours_link_fields_lead_its_slot() {
+        // A list move writes `prev`/`next` of two neighbours and reads their `tag`: all
+        // three in the first 12 bytes of a node, whatever the key and value types.
+        type N = Node<Box<[u8]>, String>;
+        assert_eq!(std::mem::offset_of!(N, tag), 0);
+        assert_eq!(std::mem::offset_of!(N, prev), 4);
+        assert_eq!(std::mem::offset_of!(N, next), 8);
+        assert_eq!(std::mem::offset_of!(Node<[u8; 16], [u8; 64]>, next), 8);
+    }
+
+    #[test]
+    fn weights_too_big_for_their_field_are_kept_exactly() {
         let h = RandomState::new();
         let (mut s, usage) = shard();
         let a = put(&mut s, &h, "a", 1, 0);

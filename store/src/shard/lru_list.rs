@@ -32,6 +32,11 @@ impl LruList {
         self.enabled
     }
 
+    /// The most recently used position (`None` when empty or not kept).
+    pub(crate) fn head(&self) -> Option<u32> {
+        (self.head != NIL).then_some(self.head)
+    }
+
     /// The least recently used position (`None` when empty or not kept).
     pub(crate) fn tail(&self) -> Option<u32> {
         (self.tail != NIL).then_some(self.tail)
