@@ -315,7 +315,9 @@ impl TinyLfu {
         len: u32,
         count: bool,
     ) {
-        let Some((hash32, segment)) = slab.get(pos).map(|n| (n.hash32(), n.segment())) else {
+        let Some((hash32, segment, stamp)) =
+            slab.get(pos).map(|n| (n.hash32(), n.segment(), n.stamp()))
+        else {
             return;
         };
         if count {
@@ -328,7 +330,7 @@ impl TinyLfu {
             // there the order only matters once a bound is set.
             Segment::Window if count => self.window.touch(slab, pos),
             Segment::Window | Segment::Protected => {
-                if self.list(segment).head() != Some(pos) && !self.stays_put(slab, pos, segment) {
+                if self.list(segment).head() != Some(pos) && !self.stays_put(segment, stamp) {
                     self.move_to(slab, pos, segment);
                 }
             }
@@ -380,8 +382,8 @@ impl TinyLfu {
         self.protected_clock.fit(0);
     }
 
-    /// Whether a hit on the entry at `pos`, in the window or protected (`segment`), leaves it
-    /// where it is: fewer entries than a quarter of the segment's length have been linked
+    /// Whether a hit on an entry of the window or protected (`segment`) whose stamp is
+    /// `stamp` leaves it where it is: fewer entries than a quarter of the segment's length have been linked
     /// ahead of it since it was last linked, so it is at most that far from the head
     /// (removals only bring it closer).
     ///
@@ -396,13 +398,12 @@ impl TinyLfu {
     /// the entry stay in it that long), or one taken before the clock changed its step,
     /// reads as any age: its entry may stay put for at most another quarter of the
     /// segment's links, then its next hit moves it and stamps it afresh.
-    fn stays_put<K, V>(&self, slab: &Slab<Node<K, V>>, pos: u32, segment: Segment) -> bool {
-        let (Some(node), Some(clock)) = (slab.get(pos), self.clock(segment)) else {
+    fn stays_put(&self, segment: Segment, stamp: u8) -> bool {
+        let Some(clock) = self.clock(segment) else {
             return false;
         };
-        let quarter = self.len(segment) / 4;
-        let since = clock.stamp().wrapping_sub(node.stamp());
-        (u32::from(since) << clock.shift) < quarter
+        let since = clock.stamp().wrapping_sub(stamp);
+        (u32::from(since) << clock.shift) < self.len(segment) / 4
     }
 
     fn clock(&self, segment: Segment) -> Option<&StampClock> {
@@ -556,17 +557,23 @@ mod tests {
         assert_eq!(s.segment_len(Segment::Probation), 64);
     }
 
+    /// Moves every entry of `pos` to probation, then hits each once in order, promoting it
+    /// to protected (whose head ends up holding the last).
+    fn promote_all(s: &mut Shard<u32, u32>, pos: &[u32]) {
+        for &p in pos {
+            s.move_to_segment(p, Segment::Probation);
+        }
+        for &p in pos {
+            s.touch(p, 1, LfuConfig::default());
+        }
+    }
+
     #[test]
     fn a_protected_hit_near_the_head_stays_and_one_further_back_moves() {
         // 100 entries promoted into protected in order: the last promoted is at the head.
         let mut s = shard(1_000);
         let pos: Vec<u32> = (0..100).map(|k| put(&mut s, k)).collect();
-        for &p in &pos {
-            s.move_to_segment(p, Segment::Probation);
-        }
-        for &p in &pos {
-            s.touch(p, 1, LfuConfig::default());
-        }
+        promote_all(&mut s, &pos);
         assert_eq!(order(&s, Segment::Protected), pos);
         // pos[90] has had 9 entries linked ahead of it, fewer than a quarter of 100: a hit
         // leaves the order as it was.
@@ -650,12 +657,7 @@ mod tests {
     fn protected_overflow_is_demoted_to_probation() {
         let mut s = shard(5);
         let pos: Vec<u32> = (0..5).map(|k| put(&mut s, k)).collect();
-        for &p in &pos {
-            s.move_to_segment(p, Segment::Probation);
-        }
-        for &p in &pos {
-            s.touch(p, 1, LfuConfig::default());
-        }
+        promote_all(&mut s, &pos);
         // Capacity 5: window 1, main 4, protected 85% of it, 3.
         assert_eq!(order(&s, Segment::Protected), pos[2..].to_vec());
         assert_eq!(order(&s, Segment::Probation), vec![pos[0], pos[1]]);
