@@ -74,6 +74,9 @@ pub(crate) struct Inner<K, V> {
     /// Round-robin position of the active sweep (a shard index, modulo the shard count);
     /// every lock hold of the sweep takes one and advances it.
     pub(crate) sweep_shard: AtomicUsize,
+    /// Where the next [`Cache::sample_expired`] starts (a shard index, modulo the shard
+    /// count): each call moves it on by the shards it means to visit.
+    pub(crate) sample_shard: AtomicUsize,
 }
 
 impl<K, V> Inner<K, V> {

@@ -61,6 +61,7 @@ pub struct CacheBuilder<K, V> {
     clock: Option<Arc<dyn Clock>>,
     listener: Option<Listener<K, V>>,
     lfu: LfuConfig,
+    seed: Option<u64>,
 }
 
 impl<K, V> Default for CacheBuilder<K, V>
@@ -90,6 +91,7 @@ where
             clock: None,
             listener: None,
             lfu: LfuConfig::default(),
+            seed: None,
         }
     }
 
@@ -167,6 +169,17 @@ where
         self
     }
 
+    /// Seeds the key hasher and each shard's random numbers (random eviction samples, LFU
+    /// counter increments, expiry samples) from `seed` instead of the OS's randomness, so
+    /// that a benchmark can make the store do exactly the same work in two processes
+    /// ([`Cache::random_key`]'s pick of a shard stays random). Not for production: whoever
+    /// knows the seed can compute keys that all land in one shard (hash flooding).
+    #[doc(hidden)]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
     /// Builds the cache.
     ///
     /// # Errors
@@ -193,7 +206,7 @@ where
         let usage = Arc::new(Usage::default());
         let stats: Box<[Arc<ShardStats>]> =
             (0..n).map(|_| Arc::new(ShardStats::default())).collect();
-        let mut seeds = rand::thread_rng();
+        let mut seeds = StdRng::seed_from_u64(self.seed.unwrap_or_else(rand::random));
         // Each shard's share of the entry bound, rounded up (sizes the W-TinyLFU sketch).
         let per_shard = self
             .max_entries
@@ -226,7 +239,10 @@ where
             policy: AtomicU8::new(self.policy.to_u8()),
             policy_switch: Mutex::new(()),
             sketching,
-            hasher: key_hasher(),
+            hasher: match self.seed {
+                Some(seed) => seeded_key_hasher(seed),
+                None => key_hasher(),
+            },
             shard_mask: (n - 1) as u64,
             shard_bits: n.trailing_zeros(),
             weigher: self.weigher,
@@ -236,6 +252,7 @@ where
             lfu: self.lfu,
             overhead: entry_overhead::<K, V>(),
             sweep_shard: AtomicUsize::new(0),
+            sample_shard: AtomicUsize::new(0),
         };
         inner.update_sketching();
         Ok(Cache {
@@ -258,6 +275,14 @@ fn key_hasher() -> SeedableRandomState {
     static SHARED: OnceLock<SharedSeed> = OnceLock::new();
     let shared = SHARED.get_or_init(|| SharedSeed::from_u64(rand::random()));
     SeedableRandomState::with_seed(rand::random(), shared)
+}
+
+/// The key hasher of a cache built with [`CacheBuilder::seed`]: the same for the same seed
+/// in every process.
+fn seeded_key_hasher(seed: u64) -> SeedableRandomState {
+    static SHARED: OnceLock<SharedSeed> = OnceLock::new();
+    let shared = SHARED.get_or_init(|| SharedSeed::from_u64(0));
+    SeedableRandomState::with_seed(seed, shared)
 }
 
 /// `next_pow2(16 × available_parallelism)`, capped at [`MAX_DEFAULT_SHARDS`] and, for a
@@ -319,6 +344,38 @@ mod tests {
             .shards(8)
             .build();
         assert_eq!(explicit.map(|c| c.inner.shards.len()).ok(), Some(8));
+    }
+
+    #[test]
+    fn caches_built_with_one_seed_place_and_sample_keys_alike() {
+        use crate::ManualClock;
+        use std::hash::BuildHasher;
+        let build = |seed| {
+            let clock = Arc::new(ManualClock::new(1_000));
+            let cache = CacheBuilder::<u64, u64>::new()
+                .shards(8)
+                .seed(seed)
+                .clock(clock.clone())
+                .build()
+                .expect("valid");
+            for k in 0..2_000u64 {
+                cache
+                    .insert_with_ttl(k, k, Duration::from_millis(1 + k % 100))
+                    .expect("unbounded");
+            }
+            clock.advance(Duration::from_millis(50));
+            let removed: Vec<usize> = (0..20).map(|_| cache.sample_expired(64)).collect();
+            (cache, removed)
+        };
+        let ((a, a_removed), (b, b_removed)) = (build(7), build(7));
+        let hashes = |c: &Cache<u64, u64>| -> Vec<u64> {
+            (0..64u64).map(|k| c.inner.hasher.hash_one(k)).collect()
+        };
+        assert_eq!(hashes(&a), hashes(&b));
+        assert_eq!(a_removed, b_removed);
+        assert!(a_removed.iter().sum::<usize>() > 0);
+        let (c, _) = build(8);
+        assert_ne!(hashes(&a), hashes(&c));
     }
 
     #[test]

@@ -146,16 +146,19 @@ where
     /// ones (reported `Expired`) and returns how many it removed: over `samples`, an
     /// unbiased estimate of the share of entries with an expiry that are expired, which is
     /// what [`ExpirySchedule`](crate::ExpirySchedule) acts on (Redis's active expire cycle
-    /// samples likewise). Shards are visited in turn from a random one, 32 samples per lock
-    /// hold (fewer once it filled a 512-byte buffer of removals); within a shard, entries are drawn uniformly (with repeats). An empty shard
-    /// counts its samples as live.
+    /// samples likewise). Shards are visited in turn, 32 samples per lock hold (fewer once
+    /// it filled a 512-byte buffer of removals), from where the previous call's visits
+    /// meant to end, so successive calls cover every shard alike; within a shard, entries
+    /// are drawn uniformly (with repeats). An empty shard counts its samples as live.
     pub fn sample_expired(&self, samples: usize) -> usize {
         let inner = &*self.inner;
         let now = inner.now();
         let mut left = samples;
         let mut removed = 0;
         let mut out = Removals::batch();
-        let mut shard_i = rand::thread_rng().gen_range(0..inner.shards.len());
+        let mut shard_i = inner
+            .sample_shard
+            .fetch_add(samples.div_ceil(SAMPLES_PER_LOCK), Ordering::Relaxed);
         while left > 0 {
             let take = left.min(SAMPLES_PER_LOCK);
             let step = inner.lock(shard_i).sample_expired(now, take, &mut out);
