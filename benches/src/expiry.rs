@@ -4,10 +4,14 @@
 //! step's duration).
 //!
 //! Everything here is deterministic for a seed except the time measurements: the sweep's
-//! work depends on how long its steps take (its budget is time).
+//! work depends on how long its steps take (its budget is time), and the store seeds its
+//! hasher from the OS. A [replayable](Scenario::replayable) run removes both, so that
+//! several runs can be compared step by step ([`least_of_runs`]).
 
 use std::fs::File;
+use std::io::{BufRead as _, BufReader, BufWriter, Write as _};
 use std::os::unix::fs::FileExt as _;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +39,25 @@ const SCHEDSTAT_BYTES: usize = 64;
 
 /// Bytes a key weighs: keys are `u64`s, standing for short string keys.
 const KEY_BYTES: u64 = 8;
+
+/// What a replayable run charges the budget per check of a sweep step, per sample of a
+/// sample step and per entry either removed, in nanoseconds: what the steps cost on the
+/// 2-core benchmark machine (a least-squares line through the thread CPU time of each
+/// kind of step against its removals, over the 655,587 steps of a measured 5M-key run,
+/// 2026-12-04), so that the sweep does about as much per tick as when it charges measured
+/// time.
+const MODEL_NS_PER_CHECK: u64 = 15;
+const MODEL_NS_PER_SAMPLE: u64 = 147;
+const MODEL_NS_PER_REMOVAL: u64 = 815;
+
+/// The time a replayable run charges `step` that removed `removed` entries.
+pub fn modelled_cost(step: ExpiryStep, removed: usize) -> Duration {
+    let looked = match step {
+        ExpiryStep::Sweep(checks) => checks as u64 * MODEL_NS_PER_CHECK,
+        ExpiryStep::Sample(samples) => samples as u64 * MODEL_NS_PER_SAMPLE,
+    };
+    Duration::from_nanos(looked + removed as u64 * MODEL_NS_PER_REMOVAL)
+}
 
 /// One run's settings.
 #[derive(Clone, Debug)]
@@ -72,8 +95,16 @@ pub struct Scenario {
     /// Print every measured step over a millisecond of thread CPU time to stderr, with its
     /// work and the page faults it took (read around every step, which costs a little).
     pub log_long_steps: bool,
-    /// Seed of the workload.
+    /// Seed of the workload, and with `replayable` of the store too.
     pub seed: u64,
+    /// Whether the run does exactly the same work as every other replayable run of the
+    /// same scenario: the store is built with `seed` ([`CacheBuilder::seed`]) and the
+    /// budget is charged each step's [`modelled_cost`] instead of a measured time. The
+    /// steps, and the allocations and frees in them, are then the same in every run, and
+    /// only their times differ.
+    ///
+    /// [`CacheBuilder::seed`]: cachalot_store::CacheBuilder::seed
+    pub replayable: bool,
 }
 
 /// Keys written at once, with one TTL, at a fixed interval.
@@ -166,9 +197,20 @@ impl Scenario {
     }
 }
 
+/// One measured step: what it was asked to do and what it removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepWork {
+    /// The step.
+    pub step: ExpiryStep,
+    /// Entries it removed.
+    pub removed: usize,
+}
+
 /// What one run measured (after the warm-up).
 #[derive(Debug, Default)]
 pub struct Outcome {
+    /// Every measured step's work, in order (`steps[i]` is the duration of `work[i]`).
+    pub work: Vec<StepWork>,
     /// Persistent keys the run kept.
     pub pool: u64,
     /// Per sample: live entries, expired entries, expired weight ÷ weighted size.
@@ -208,6 +250,9 @@ pub fn run_scenario(s: &Scenario) -> Result<Outcome, String> {
         .clock(clock.clone());
     if let Some(n) = s.shards {
         builder = builder.shards(n);
+    }
+    if s.replayable {
+        builder = builder.seed(s.seed);
     }
     let cache = builder.build().map_err(|e| e.to_string())?;
     let mut rng = StdRng::seed_from_u64(s.seed);
@@ -356,6 +401,7 @@ where
             _ => None,
         };
         let charged = match on_cpu {
+            _ if s.replayable => modelled_cost(step, removed),
             Some(t) if !s.wall_budget => t,
             _ => took,
         };
@@ -368,6 +414,7 @@ where
         };
         checked += checks;
         if let Some(o) = out.as_deref_mut() {
+            o.work.push(StepWork { step, removed });
             o.steps.push(took);
             if let Some(t) = on_cpu {
                 o.preempted += u64::from(t < took);
@@ -446,6 +493,152 @@ pub fn control_steps(secs: u64, rounds: u64) -> Outcome {
     out
 }
 
+/// Writes every measured step of `out` to `path` as CSV: its kind, size, removals, wall
+/// time and thread CPU time in nanoseconds (empty where not measured).
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn write_steps(out: &Outcome, path: &Path) -> std::io::Result<()> {
+    let mut w = BufWriter::new(File::create(path)?);
+    writeln!(w, "kind,size,removed,wall_ns,thread_cpu_ns")?;
+    for (i, (work, wall)) in out.work.iter().zip(&out.steps).enumerate() {
+        let (kind, size) = match work.step {
+            ExpiryStep::Sample(n) => ("sample", n),
+            ExpiryStep::Sweep(n) => ("sweep", n),
+        };
+        let cpu = out
+            .thread_cpu
+            .get(i)
+            .map_or(String::new(), |d| d.as_nanos().to_string());
+        writeln!(
+            w,
+            "{kind},{size},{},{},{cpu}",
+            work.removed,
+            wall.as_nanos()
+        )?;
+    }
+    w.flush()
+}
+
+/// One step read back from [`write_steps`]'s file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordedStep {
+    /// Its work.
+    pub work: StepWork,
+    /// Its wall time.
+    pub wall: Duration,
+    /// Its thread CPU time.
+    pub thread_cpu: Duration,
+}
+
+/// Reads a file written by [`write_steps`] (with thread CPU times).
+///
+/// # Errors
+/// When the file cannot be read or a line is not what [`write_steps`] writes.
+pub fn read_steps(path: &Path) -> Result<Vec<RecordedStep>, String> {
+    let name = path.display();
+    let file = File::open(path).map_err(|e| format!("{name}: {e}"))?;
+    let mut steps = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate().skip(1) {
+        let line = line.map_err(|e| format!("{name}: {e}"))?;
+        let bad = || {
+            format!(
+                "{name}:{}: not kind,size,removed,wall_ns,thread_cpu_ns",
+                i + 1
+            )
+        };
+        let fields: Vec<&str> = line.split(',').collect();
+        let [kind, size, removed, wall, cpu] = fields[..] else {
+            return Err(bad());
+        };
+        let number = |f: &str| f.parse::<u64>().map_err(|_| bad());
+        let size = usize::try_from(number(size)?).map_err(|_| bad())?;
+        let step = match kind {
+            "sample" => ExpiryStep::Sample(size),
+            "sweep" => ExpiryStep::Sweep(size),
+            _ => return Err(bad()),
+        };
+        steps.push(RecordedStep {
+            work: StepWork {
+                step,
+                removed: usize::try_from(number(removed)?).map_err(|_| bad())?,
+            },
+            wall: Duration::from_nanos(number(wall)?),
+            thread_cpu: Duration::from_nanos(number(cpu)?),
+        });
+    }
+    Ok(steps)
+}
+
+/// Several replayable runs of one scenario, compared step by step.
+#[derive(Debug, Default)]
+pub struct Replay {
+    /// Per step, the least thread CPU time any run took for it.
+    pub least_cpu: Vec<Duration>,
+    /// Per step, the least wall time.
+    pub least_wall: Vec<Duration>,
+    /// Per run, its steps over `limit` of thread CPU time.
+    pub over_per_run: Vec<usize>,
+    /// Steps over `limit` of thread CPU time in at least two runs.
+    pub over_in_two: usize,
+    /// The step whose least thread CPU time is the longest, and that time.
+    pub longest: Option<(StepWork, Duration)>,
+}
+
+/// Compares runs that did the same work ([`Scenario::replayable`]): a step that is long
+/// because of its own work (or the allocator's, which it drives the same way every run)
+/// is long in every run, while one that the machine slowed down (steal time, another
+/// process) is long in one run only. So each step's cost, without the machine's
+/// interruptions, is about the least time any run took for it.
+///
+/// # Errors
+/// When there are no runs or the runs did not make the same steps.
+pub fn least_of_runs(runs: &[Vec<RecordedStep>], limit: Duration) -> Result<Replay, String> {
+    let Some(first) = runs.first() else {
+        return Err("no runs to compare".to_owned());
+    };
+    for (r, run) in runs.iter().enumerate().skip(1) {
+        if run.len() != first.len() {
+            return Err(format!(
+                "run {} made {} steps, run 1 made {}: not the same work",
+                r + 1,
+                run.len(),
+                first.len()
+            ));
+        }
+        if let Some(i) = (0..run.len()).find(|&i| run[i].work != first[i].work) {
+            return Err(format!(
+                "step {} differs between run 1 ({:?}) and run {} ({:?}): not the same work",
+                i + 1,
+                first[i].work,
+                r + 1,
+                run[i].work
+            ));
+        }
+    }
+    let mut replay = Replay {
+        over_per_run: runs
+            .iter()
+            .map(|run| run.iter().filter(|s| s.thread_cpu > limit).count())
+            .collect(),
+        ..Replay::default()
+    };
+    for (i, step) in first.iter().enumerate() {
+        let least = |f: fn(&RecordedStep) -> Duration| {
+            runs.iter().map(|run| f(&run[i])).min().unwrap_or_default()
+        };
+        let cpu = least(|s| s.thread_cpu);
+        replay.least_cpu.push(cpu);
+        replay.least_wall.push(least(|s| s.wall));
+        let over = runs.iter().filter(|run| run[i].thread_cpu > limit).count();
+        replay.over_in_two += usize::from(over >= 2);
+        if replay.longest.is_none_or(|(_, t)| cpu > t) {
+            replay.longest = Some((step.work, cpu));
+        }
+    }
+    Ok(replay)
+}
+
 /// The calling thread's minor and major page faults so far, if the kernel reports them.
 fn page_faults() -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
@@ -501,6 +694,7 @@ impl Scenario {
             series: false,
             log_long_steps: false,
             seed: 1,
+            replayable: false,
         }
     }
 }
@@ -580,5 +774,124 @@ mod tests {
         }
         // Three seconds measured: three batches expired, and the other writes.
         assert!(out.removed > 3_000, "{}", out.removed);
+    }
+
+    /// A file under the system's temporary directory, unique to this process and `name`,
+    /// removed when dropped.
+    struct TempFile(std::path::PathBuf);
+
+    impl TempFile {
+        fn new(name: &str) -> Self {
+            let file = format!("cachalot-expiry-{}-{name}.csv", std::process::id());
+            Self(std::env::temp_dir().join(file))
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn replayable_runs_make_the_same_steps_and_read_back_from_their_files() {
+        let s = Scenario {
+            replayable: true,
+            ..Scenario::small()
+        };
+        let (a, b) = (
+            run_scenario(&s).expect("runs"),
+            run_scenario(&s).expect("runs"),
+        );
+        assert!(a.work.len() > 30 && a.work.iter().any(|w| w.removed > 0));
+        assert_eq!(a.work, b.work);
+        assert_eq!((a.removed, a.checks), (b.removed, b.checks));
+        let files = [TempFile::new("replay-a"), TempFile::new("replay-b")];
+        write_steps(&a, &files[0].0).expect("writes");
+        write_steps(&b, &files[1].0).expect("writes");
+        let runs: Vec<_> = files
+            .iter()
+            .map(|f| read_steps(&f.0).expect("reads"))
+            .collect();
+        assert_eq!(runs[0].len(), a.work.len());
+        assert!(runs[0].iter().map(|r| r.work).eq(a.work.iter().copied()));
+        assert_eq!(runs[0][3].wall, a.steps[3]);
+        assert_eq!(runs[0][3].thread_cpu, a.thread_cpu[3]);
+        let replay = least_of_runs(&runs, Duration::from_millis(1)).expect("same work");
+        assert_eq!(replay.least_cpu.len(), a.work.len());
+        assert!(replay
+            .least_cpu
+            .iter()
+            .zip(&a.thread_cpu)
+            .all(|(least, t)| least <= t));
+    }
+
+    fn recorded(step: ExpiryStep, removed: usize, cpu_micros: u64) -> RecordedStep {
+        RecordedStep {
+            work: StepWork { step, removed },
+            wall: Duration::from_micros(cpu_micros + 1),
+            thread_cpu: Duration::from_micros(cpu_micros),
+        }
+    }
+
+    #[test]
+    fn the_least_of_runs_is_taken_step_by_step_and_only_over_the_same_work() {
+        let (sample, sweep) = (ExpiryStep::Sample(256), ExpiryStep::Sweep(256));
+        let a = vec![
+            recorded(sample, 3, 40),
+            recorded(sweep, 20, 2_000),
+            recorded(sweep, 9, 30),
+        ];
+        let b = vec![
+            recorded(sample, 3, 45),
+            recorded(sweep, 20, 50),
+            recorded(sweep, 9, 3_000),
+        ];
+        let limit = Duration::from_millis(1);
+        let replay = least_of_runs(&[a.clone(), b.clone()], limit).expect("same work");
+        let micros = |v: &[Duration]| v.iter().map(|d| d.as_micros()).collect::<Vec<_>>();
+        assert_eq!(micros(&replay.least_cpu), [40, 50, 30]);
+        assert_eq!(micros(&replay.least_wall), [41, 51, 31]);
+        assert_eq!(replay.over_per_run, [1, 1]);
+        assert_eq!(replay.over_in_two, 0);
+        assert_eq!(
+            replay.longest,
+            Some((
+                StepWork {
+                    step: sweep,
+                    removed: 20
+                },
+                Duration::from_micros(50)
+            ))
+        );
+        let both_long = least_of_runs(&[a.clone(), a.clone()], limit).expect("same work");
+        assert_eq!(both_long.over_in_two, 1);
+        assert_eq!(
+            both_long.longest.map(|l| l.1),
+            Some(Duration::from_millis(2))
+        );
+
+        let mut other = b.clone();
+        other[2].work.removed = 8;
+        assert!(least_of_runs(&[a.clone(), other], limit).is_err());
+        assert!(least_of_runs(&[a, b[..2].to_vec()], limit).is_err());
+        assert!(least_of_runs(&[], limit).is_err());
+    }
+
+    #[test]
+    fn a_steps_file_with_a_bad_line_is_refused_with_its_place() {
+        let file = TempFile::new("bad-line");
+        std::fs::write(
+            &file.0,
+            "kind,size,removed,wall_ns,thread_cpu_ns\nsweep,256,3,100,90\nsweep,256,x,1,1\n",
+        )
+        .expect("writes");
+        let err = read_steps(&file.0).expect_err("line 3 is bad");
+        assert!(
+            err.ends_with(":3: not kind,size,removed,wall_ns,thread_cpu_ns"),
+            "{err}"
+        );
+        std::fs::write(&file.0, "kind\nsweep,256,3,100,90\n").expect("writes");
+        assert_eq!(read_steps(&file.0).map(|r| r.len()), Ok(1));
     }
 }

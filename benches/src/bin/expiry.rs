@@ -34,25 +34,40 @@
 //! expired entries is measured
 //! ([`Cache::expired_usage`](cachalot_store::Cache::expired_usage)).
 //!
+//! No two such runs make the same steps: a slow step leaves less budget to the steps after
+//! it, and the store hashes and samples with the OS's randomness. `--replayable` seeds the
+//! store and charges each step a modelled cost, so every run of the same arguments makes
+//! the same steps; `--steps-out` writes them with their times, and `--combine` takes each
+//! step's least time over several such runs: its cost without the interruptions of the
+//! machine, which do not strike the same step twice.
+//!
 //! The workload and the simulation live in [`cachalot_benches::expiry`]; this file has the
 //! arguments and the tables.
 //!
 //! ```sh
 //! cargo run --release -p cachalot-benches --bin expiry -- --keys 5000000 --markdown
 //! cargo run --release -p cachalot-benches --bin expiry -- --keys 1000000 --max-ttl-secs 10
+//! # the same work three times, then each step's least time
+//! for i in 1 2 3; do
+//!     cargo run --release -p cachalot-benches --bin expiry -- --keys 5000000 --replayable \
+//!         --steps-out r.$i.csv
+//! done
+//! cargo run --release -p cachalot-benches --bin expiry -- --combine r.1.csv,r.2.csv,r.3.csv
 //! ```
 
 use std::error::Error;
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use cachalot_benches::expiry::{
-    control_steps, host_steal, run_scenario, Batch, Outcome, Scenario, TtlRange,
+    control_steps, host_steal, least_of_runs, read_steps, run_scenario, write_steps, Batch,
+    Outcome, Scenario, TtlRange,
 };
 use cachalot_benches::parse_list;
 use cachalot_benches::table::render;
-use cachalot_store::Policy;
+use cachalot_store::{ExpiryStep, Policy};
 use clap::Parser;
 
 /// The longest pause the sweep should cause (the issue's target): steps longer than this
@@ -140,6 +155,20 @@ struct Args {
     /// Seed of the workload.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Make the run repeatable step for step: the store is seeded with `--seed` and the
+    /// budget charged a modelled cost per step instead of measured time, so every such run
+    /// of the same arguments makes the same steps (compare them with `--combine`).
+    #[arg(long)]
+    replayable: bool,
+    /// Write every measured step (work, wall and thread CPU time) to this CSV file; one
+    /// `--keys` value only.
+    #[arg(long)]
+    steps_out: Option<PathBuf>,
+    /// Instead of a workload, read the `--steps-out` files of replayable runs
+    /// (comma-separated) and print each step's least time over the runs: what the step
+    /// costs without the machine's interruptions, which do not strike the same step twice.
+    #[arg(long)]
+    combine: Option<String>,
 }
 
 /// The `p`-quantile (nearest rank) of sorted `v`; zero when empty.
@@ -306,6 +335,71 @@ fn work_table(runs: &[(Scenario, Outcome)]) -> Vec<Vec<String>> {
     rows
 }
 
+/// The table of `--combine`: per run its steps over a millisecond, then the quantiles of
+/// each step's least time over the runs.
+fn replay_table(files: &[&Path]) -> Result<Vec<Vec<String>>, String> {
+    let runs = files
+        .iter()
+        .map(|f| read_steps(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let replay = least_of_runs(&runs, Duration::from_micros(MAX_PAUSE_MICROS))?;
+    let mut header: Vec<String> = [
+        "runs",
+        "steps",
+        "> 1 ms thread CPU, per run",
+        "in two runs or more",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let quantiles = [
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "p99.99 µs",
+        "max µs",
+        "> 1 ms",
+    ];
+    for clock in ["least thread CPU", "least wall"] {
+        header.extend(quantiles.iter().enumerate().map(|(i, q)| match i {
+            0 => format!("{clock}: {q}"),
+            _ => (*q).to_owned(),
+        }));
+    }
+    header.push("longest step (least thread CPU)".to_owned());
+    let mut row = vec![
+        runs.len().to_string(),
+        replay.least_cpu.len().to_string(),
+        replay
+            .over_per_run
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(" / "),
+        replay.over_in_two.to_string(),
+    ];
+    for least in [&replay.least_cpu, &replay.least_wall] {
+        let mut sorted = least.clone();
+        sorted.sort_unstable();
+        row.extend([0.5, 0.99, 0.999, 0.9999, 1.0].map(|p| micros(quantile(&sorted, p))));
+        let over = sorted
+            .iter()
+            .filter(|&&d| d > Duration::from_micros(MAX_PAUSE_MICROS))
+            .count();
+        row.push(over.to_string());
+    }
+    row.push(match replay.longest {
+        Some((work, t)) => {
+            let what = match work.step {
+                ExpiryStep::Sample(n) => format!("{n} samples"),
+                ExpiryStep::Sweep(n) => format!("{n} checks"),
+            };
+            format!("{what}, {} removed: {} µs", work.removed, micros(t))
+        }
+        None => "-".to_owned(),
+    });
+    Ok(vec![header, row])
+}
+
 fn scenarios(args: &Args) -> Result<Vec<Scenario>, String> {
     let keys = parse_list(&args.keys, |k| {
         k.parse::<u64>().map_err(|e| format!("--keys {k:?}: {e}"))
@@ -355,6 +449,7 @@ fn scenarios(args: &Args) -> Result<Vec<Scenario>, String> {
             series: args.series,
             log_long_steps: args.log_long_steps,
             seed: args.seed,
+            replayable: args.replayable,
         })
         .collect();
     for s in &all {
@@ -381,8 +476,18 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
         writeln!(std::io::stdout().lock(), "{}", render(&rows, args.markdown))?;
         return Ok(());
     }
+    if let Some(list) = &args.combine {
+        let files: Vec<&Path> = list.split(',').map(Path::new).collect();
+        let rows = replay_table(&files)?;
+        writeln!(std::io::stdout().lock(), "{}", render(&rows, args.markdown))?;
+        return Ok(());
+    }
+    let all = scenarios(&args)?;
+    if args.steps_out.is_some() && all.len() != 1 {
+        return Err("--steps-out takes one run: give --keys one value".into());
+    }
     let mut runs = Vec::new();
-    for s in scenarios(&args)? {
+    for s in all {
         let steal_before = host_steal();
         let outcome = run_scenario(&s)?;
         let steal = match (steal_before, host_steal()) {
@@ -396,6 +501,9 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
             s.warmup_secs + s.measure_secs,
             outcome.wall.as_secs_f64()
         );
+        if let Some(path) = &args.steps_out {
+            write_steps(&outcome, path).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
         runs.push((s, outcome));
     }
     let mut out = std::io::stdout().lock();
